@@ -1,0 +1,19 @@
+"""DragNoise engine: plain torch, no ComfyUI server needed.
+
+The pieces follow the paper's names: DDIM inversion to the editing step, a
+bottleneck optimized by semantic alignment with handle tracking, and
+diffusion semantic propagation of that bottleneck while denoising.
+"""
+from .points import DragPoints, PointsError, parse_points
+from .inversion import ddim_invert, inversion_sigmas
+from .unet import DecoderReplay, feature_block_index, NotAUNetError
+from .optimize import DragConfig, DragResult, optimize_bottleneck, alignment_loss, track_handles
+from .propagation import PropagationWindow
+
+__all__ = [
+    "DragPoints", "PointsError", "parse_points",
+    "ddim_invert", "inversion_sigmas",
+    "DecoderReplay", "feature_block_index", "NotAUNetError",
+    "DragConfig", "DragResult", "optimize_bottleneck", "alignment_loss", "track_handles",
+    "PropagationWindow",
+]

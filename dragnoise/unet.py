@@ -1,0 +1,131 @@
+"""Split a ComfyUI-style UNet at its bottleneck and replay the decoder with autograd.
+
+The encoder half and everything the decoder needs (skips, time embedding,
+ControlNet residuals, transformer options) are recorded from one ordinary
+forward through the host's own code, via its patch points. Optimization then
+re-runs only output blocks 0..k (bottleneck -> third decoder layer).
+"""
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+
+class NotAUNetError(ValueError):
+    """The model has no UNet bottleneck DragNoise can optimize."""
+
+
+def feature_block_index(unet, level: int = 3) -> int:
+    """Index of the output block that ends decoder level `level` (its upsampler included).
+
+    For SD1.5 level 3 is output_blocks[8], diffusers' up_blocks[2]: the
+    official code's feature index 3. Counted from the upsamplers, so it does not
+    depend on channel counts or res blocks per level.
+    """
+    blocks = getattr(unet, "output_blocks", None)
+    if getattr(unet, "middle_block", None) is None or blocks is None or not hasattr(unet, "input_blocks"):
+        raise NotAUNetError(
+            f"{type(unet).__name__} has no UNet middle block (bottleneck); DragNoise needs a "
+            "UNet model such as SD1.5 or SDXL, not a transformer (DiT) model")
+    seen = 0
+    for i, block in enumerate(blocks):
+        if any(type(m).__name__ == "Upsample" for m in block.children()):
+            seen += 1
+            if seen == level:
+                if i + 1 >= len(blocks):
+                    break
+                return i
+    raise NotAUNetError(f"{type(unet).__name__} has fewer than {level} decoder levels with an upsampler; "
+                        "DragNoise reads its feature from the third")
+
+
+def _grad_safe(t):
+    # Host weights and activations may be inference tensors (created under
+    # torch.inference_mode); autograd refuses to save those, so copy them.
+    return t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t
+
+
+class DecoderReplay:
+    """Records one UNet forward and replays bottleneck -> decoder feature differentiably."""
+
+    def __init__(self, unet, level: int = 3):
+        self.unet = unet
+        self.index = feature_block_index(unet, level)
+        self.skips: dict[int, torch.Tensor] = {}
+        self.h_in: dict[int, torch.Tensor] = {}
+        self.transformer_index: dict[int, int] = {}
+        self.emb = None
+        self.ctrl_mid = None
+        self.context = None
+        self.options = None
+        self.user_output_patches = []
+        self._params = None
+
+    # --- recording, inside the host's forward -------------------------------------------------
+    def _capture_emb(self, emb, model_channels, transformer_options):
+        self.emb = emb
+        return emb
+
+    def _capture_output(self, h, hsp, transformer_options):
+        i = transformer_options["block"][1]
+        if i <= self.index + 1:
+            self.h_in[i] = h
+            self.skips[i] = hsp
+            self.transformer_index[i] = transformer_options.get("transformer_index", 0)
+        return h, hsp
+
+    def recording_options(self, transformer_options: dict, context, control) -> dict:
+        """Options for the recording forward: the caller's, plus our two capture patches."""
+        self.context = context
+        self.options = transformer_options
+        patches = {k: list(v) for k, v in transformer_options.get("patches", {}).items()}
+        self.user_output_patches = list(patches.get("output_block_patch", []))
+        # first, so we see block inputs before any user patch alters them
+        patches["output_block_patch"] = [self._capture_output] + self.user_output_patches
+        patches["emb_patch"] = patches.get("emb_patch", []) + [self._capture_emb]
+        # ControlNet adds its middle residual right after the middle block; read it
+        # now, since the forward pops it. The bottleneck we optimize is before it.
+        mids = (control or {}).get("middle") or []
+        self.ctrl_mid = mids[-1] if mids else None
+        return {**transformer_options, "patches": patches}
+
+    @property
+    def bottleneck(self) -> torch.Tensor:
+        h = self.h_in[0]
+        return h - self.ctrl_mid if self.ctrl_mid is not None else h
+
+    @property
+    def feature(self) -> torch.Tensor:
+        """The recorded decoder feature (output of output block `index`)."""
+        return self.h_in[self.index + 1]
+
+    # --- replay, with autograd ------------------------------------------------------------------
+    def prepare(self):
+        """Make recorded tensors and the replayed blocks' weights safe for autograd."""
+        if self._params is None:
+            self._params = []
+            for block in self.unet.output_blocks[: self.index + 1]:
+                self._params.append({n: _grad_safe(p) for n, p in
+                                     list(block.named_parameters()) + list(block.named_buffers())})
+            self.skips = {k: _grad_safe(v) for k, v in self.skips.items()}
+            self.emb = _grad_safe(self.emb)
+            self.context = _grad_safe(self.context)
+            self.ctrl_mid = _grad_safe(self.ctrl_mid)
+        return self
+
+    def decode(self, bottleneck: torch.Tensor) -> torch.Tensor:
+        """Output of output block `index` for the given bottleneck."""
+        self.prepare()
+        h = bottleneck if self.ctrl_mid is None else bottleneck + self.ctrl_mid
+        options = dict(self.options)
+        for i in range(self.index + 1):
+            options["block"] = ("output", i)
+            options["transformer_index"] = self.transformer_index.get(i, 0)
+            hsp = self.skips[i]
+            for p in self.user_output_patches:
+                h, hsp = p(h, hsp, options)
+            h = torch.cat([h, hsp], dim=1)
+            nxt = self.skips.get(i + 1)
+            h = functional_call(self.unet.output_blocks[i], self._params[i],
+                                (h, self.emb, self.context, options, None if nxt is None else nxt.shape))
+        return h

@@ -1,0 +1,15 @@
+from typing_extensions import override
+from comfy_api.latest import ComfyExtension, io
+
+from .inversion import DragNoiseInversion
+from .optimize import DragNoiseOptimize
+from .points import DragNoisePoints
+from .propagation import DragNoisePropagation
+
+NODES = [DragNoiseInversion, DragNoisePoints, DragNoiseOptimize, DragNoisePropagation]
+
+
+class DragNoiseExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return NODES

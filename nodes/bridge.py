@@ -1,0 +1,68 @@
+"""Glue between the engine and ComfyUI's sampling machinery.
+
+Everything runs through comfy.sample.sample_custom with a sampler function of
+ours, so the model is loaded, patched (LoRA), conditioned (ControlNet, area
+conds, hooks) and cleaned up exactly as the core samplers do it.
+"""
+from __future__ import annotations
+
+import torch
+
+import comfy.model_management
+import comfy.patcher_extension
+import comfy.sample
+import comfy.samplers
+import comfy.utils
+from comfy_api.latest import io
+
+PointsType = io.Custom("DRAGNOISE_POINTS")
+InversionType = io.Custom("DRAGNOISE_INVERSION")
+BottleneckType = io.Custom("DRAGNOISE_BOTTLENECK")
+
+
+class DragNoiseInputError(ValueError):
+    """A user-facing problem with a node's inputs."""
+
+
+def progress(total: int):
+    """Progress-bar update that also honours ComfyUI's interrupt (Cancel)."""
+    pbar = comfy.utils.ProgressBar(total)
+
+    def update(step: int, *_):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        pbar.update_absolute(step + 1, total)
+    return update
+
+
+def ddim_sigmas(model, steps: int) -> list[float]:
+    """ComfyUI's ddim_uniform schedule: the official DDIM timesteps (981 ... 1), then 0."""
+    ms = model.get_model_object("model_sampling")
+    return [float(s) for s in comfy.samplers.calculate_sigmas(ms, "ddim_uniform", steps)]
+
+
+def single_latent(latent: dict, what: str = "latent") -> torch.Tensor:
+    samples = latent["samples"]
+    if samples.ndim != 4:
+        raise DragNoiseInputError(f"{what} must be an image latent [B,C,H,W], got shape {tuple(samples.shape)}")
+    if samples.shape[0] != 1:
+        raise DragNoiseInputError(f"{what} holds a batch of {samples.shape[0]}; DragNoise edits one image at a time")
+    return samples
+
+
+def run_sampler(model, positive, latent: torch.Tensor, sigmas, sampler_fn) -> torch.Tensor:
+    """Run `sampler_fn(model_k, x, sigmas, extra_args, callback, disable)` inside ComfyUI sampling.
+
+    The guidance is 1.0 (positive only), as in the official inversion and optimization.
+    """
+    sampler = comfy.samplers.KSAMPLER(sampler_fn)
+    sigmas = torch.tensor(sigmas, dtype=torch.float32)
+    noise = torch.zeros_like(latent)
+    return comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, positive, positive, latent,
+                                      disable_pbar=True, seed=0)
+
+
+def with_diffusion_wrapper(model, key: str, wrapper):
+    """A clone of `model` whose UNet forward goes through `wrapper`; the original is untouched."""
+    m = model.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, wrapper)
+    return m

@@ -1,0 +1,54 @@
+"""DDIM inversion of a latent to the editing step."""
+from comfy_api.latest import io
+
+from ..dragnoise import ddim_invert, inversion_sigmas
+from .bridge import InversionType, ddim_sigmas, progress, run_sampler, single_latent
+
+
+class DragNoiseInversion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DragNoiseInversion",
+            display_name="DragNoise DDIM Inversion",
+            category="DragNoise",
+            description="Inverts a latent with deterministic DDIM (guidance 1) to the step where the drag is edited.",
+            inputs=[
+                io.Model.Input("model"),
+                io.Conditioning.Input("positive", tooltip="Prompt conditioning; the official code inverts under the image's prompt."),
+                io.Latent.Input("latent", tooltip="VAE Encode of the image, or a generated latent."),
+                io.Int.Input("steps", default=50, min=2, max=1000, tooltip="DDIM steps of the whole schedule (paper: 50)."),
+                io.Int.Input("inversion_steps", default=35, min=1, max=1000,
+                             tooltip="Steps inverted = editing step t (paper and official: 35 of 50, strength 0.7)."),
+            ],
+            outputs=[
+                io.Latent.Output("inverted_latent"),
+                InversionType.Output("inversion"),
+                io.Int.Output("steps"),
+                io.Int.Output("start_at_step", tooltip="Wire into KSampler (Advanced) start_at_step."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, steps, inversion_steps, **_):
+        if inversion_steps > steps:
+            return f"inversion_steps ({inversion_steps}) must not exceed steps ({steps})"
+        return True
+
+    @classmethod
+    def execute(cls, model, positive, latent, steps, inversion_steps) -> io.NodeOutput:
+        samples = single_latent(latent)
+        schedule = ddim_sigmas(model, steps)
+        ms = model.get_model_object("model_sampling")
+        path = inversion_sigmas(schedule, inversion_steps, float(ms.sigma_min))
+        update = progress(inversion_steps)
+
+        def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+            s_in = x.new_ones([x.shape[0]])
+            return ddim_invert(lambda xi, s: model_k(xi, s * s_in, **(extra_args or {})), x, sigmas.tolist(), update)
+
+        inverted = run_sampler(model, positive, samples, path, sampler)
+        start = steps - inversion_steps
+        inversion = {"latent": inverted, "sigma": schedule[start], "schedule": schedule,
+                     "steps": steps, "inversion_steps": inversion_steps}
+        return io.NodeOutput({"samples": inverted}, inversion, steps, start)

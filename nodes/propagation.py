@@ -1,0 +1,36 @@
+"""MODEL patch for diffusion semantic propagation of the optimized bottleneck."""
+from comfy_api.latest import io
+
+from ..dragnoise import PropagationWindow
+from .bridge import BottleneckType, DragNoiseInputError, with_diffusion_wrapper
+
+
+class DragNoisePropagation(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DragNoisePropagation",
+            display_name="DragNoise Propagation Patch",
+            category="DragNoise",
+            description="Patches a clone of MODEL to use the optimized bottleneck from the editing step down to t'.",
+            inputs=[
+                io.Model.Input("model"),
+                BottleneckType.Input("bottleneck"),
+                io.Int.Input("end_step", default=0, min=0, max=1000,
+                             tooltip="t': the last end_step denoising steps run the UNet unchanged to refine detail "
+                                     "(official default 0 = inject at every step; its UI suggests 10)."),
+            ],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, bottleneck, end_step) -> io.NodeOutput:
+        steps, inverted = bottleneck["steps"], bottleneck["inversion_steps"]
+        if end_step >= inverted:
+            raise DragNoiseInputError(f"end_step ({end_step}) must be below the inverted steps ({inverted}), "
+                                      "or the bottleneck would never be injected")
+        schedule = bottleneck["schedule"]
+        window = PropagationWindow(bottleneck["bottleneck"], schedule[steps - inverted], schedule[steps - 1 - end_step])
+        m = with_diffusion_wrapper(model, PropagationWindow.KEY, window.wrapper)
+        m.set_model_output_block_patch(window.output_block_patch)
+        return io.NodeOutput(m)

