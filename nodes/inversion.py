@@ -24,7 +24,7 @@ class DragNoiseInversion(io.ComfyNode):
             outputs=[
                 io.Latent.Output("inverted_latent"),
                 InversionType.Output("inversion"),
-                io.Int.Output("steps"),
+                io.Int.Output("total_steps", tooltip="Wire into KSampler (Advanced) steps."),
                 io.Int.Output("start_at_step", tooltip="Wire into KSampler (Advanced) start_at_step."),
             ],
         )

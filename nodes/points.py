@@ -19,7 +19,7 @@ class DragNoisePoints(io.ComfyNode):
                                 tooltip='JSON list of {"handle": [x, y], "target": [x, y]} in image pixels.'),
                 io.Image.Input("image", optional=True, tooltip="The image being edited: shown in the editor, bounds-checked."),
             ],
-            outputs=[PointsType.Output("points")],
+            outputs=[PointsType.Output("drag_points")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
 

@@ -2,7 +2,7 @@
 # The test command: sets up the host (idempotent) and runs the whole suite.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-bash "$ROOT/scripts/setup_host.sh" --browser 2>&1 | grep -v "is ignored: it is neither" || true
+bash "$ROOT/scripts/setup_host.sh" --browser
 PY=${DRAGNOISE_HOST:-$ROOT/.host}/venv/bin/python
 cd "$ROOT"
 exec "$PY" -m pytest -q -p no:cacheprovider "$@"

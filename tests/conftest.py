@@ -30,3 +30,25 @@ def comfy_cpu():
 def tiny_model(comfy_cpu):
     import tiny_sd15
     return tiny_sd15.load_model(tiny_sd15.unet_state_dict(seed=0, dtype=__import__("torch").float32))
+
+
+@pytest.fixture(scope="session")
+def models_dir(comfy_cpu):
+    """Seeded random test models where the core loaders look, cached between runs."""
+    import tiny_sd15
+    d = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "test-models"
+    tiny_sd15.write_test_models(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def server(models_dir, tmp_path_factory):
+    """A real ComfyUI on 127.0.0.1 with this pack, the test models and a test image."""
+    import graphs
+    from comfy_server import ComfyServer
+    base = tmp_path_factory.mktemp("comfy")
+    (base / "input").mkdir()
+    graphs.write_test_image(base / "input" / graphs.IMAGE)
+    srv = ComfyServer(COMFY, base, models_dir)
+    yield srv
+    srv.stop()

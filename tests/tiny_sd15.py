@@ -54,3 +54,36 @@ def load_model(sd: dict):
     import comfy.sd
     with torch.inference_mode():
         return comfy.sd.load_diffusion_model_state_dict(sd)
+
+
+def write_test_models(models_dir, seed: int = 0) -> dict:
+    """Write a shallow SD1.5 UNet, a TAESD VAE and a CLIP-L (all seeded random) where the core
+    loaders look: diffusion_models/, vae_approx/, text_encoders/. Returns the file names."""
+    from pathlib import Path
+
+    import safetensors.torch
+    import comfy.ops
+    import comfy.sd1_clip
+    from comfy.taesd.taesd import TAESD
+
+    models_dir = Path(models_dir)
+    names = {"unet": "dragnoise_tiny_sd15.safetensors", "clip": "dragnoise_tiny_clip_l.safetensors", "vae": "taesd"}
+    unet_path = models_dir / "diffusion_models" / names["unet"]
+    if not unet_path.exists():
+        unet_path.parent.mkdir(parents=True, exist_ok=True)
+        safetensors.torch.save_file(unet_state_dict(seed=seed), str(unet_path))
+    vae_dir = models_dir / "vae_approx"
+    if not (vae_dir / "taesd_decoder.safetensors").exists():
+        vae_dir.mkdir(parents=True, exist_ok=True)
+        taesd = seeded_init_(TAESD(), seed)
+        for part in ("encoder", "decoder"):
+            sd = {k: v.contiguous() for k, v in getattr(taesd, f"taesd_{part}").state_dict().items()}
+            safetensors.torch.save_file(sd, str(vae_dir / f"taesd_{part}.safetensors"))
+    clip_path = models_dir / "text_encoders" / names["clip"]
+    if not clip_path.exists():
+        clip_path.parent.mkdir(parents=True, exist_ok=True)
+        clip = seeded_init_(comfy.sd1_clip.SDClipModel(dtype=torch.float32), seed)
+        sd = {k[len("transformer."):]: v.to(torch.float16).contiguous()
+              for k, v in clip.state_dict().items() if k.startswith("transformer.")}
+        safetensors.torch.save_file(sd, str(clip_path))
+    return names

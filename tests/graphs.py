@@ -1,0 +1,78 @@
+"""API-format prompts used by the server tests (the graph a user wires in the UI)."""
+from __future__ import annotations
+
+import json
+
+IMAGE = "dragnoise_test.png"
+SIZE = 128
+UNET, CLIP = "dragnoise_tiny_sd15.safetensors", "dragnoise_tiny_clip_l.safetensors"
+
+
+def write_test_image(path, size: int = SIZE):
+    """A flat background with a red disc and a blue square: content a drag can move."""
+    import numpy as np
+    from PIL import Image
+    yy, xx = np.mgrid[0:size, 0:size]
+    img = np.zeros((size, size, 3), np.uint8)
+    img[:] = (200, 220, 180)
+    img[(xx - size * 0.35) ** 2 + (yy - size * 0.5) ** 2 < (size * 0.15) ** 2] = (220, 40, 40)
+    img[int(size * .6):int(size * .8), int(size * .6):int(size * .8)] = (40, 60, 210)
+    Image.fromarray(img).save(path)
+
+
+def loaders() -> dict:
+    return {
+        "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": UNET, "weight_dtype": "default"}},
+        "clip": {"class_type": "CLIPLoader", "inputs": {"clip_name": CLIP, "type": "stable_diffusion"}},
+        "vae": {"class_type": "VAELoader", "inputs": {"vae_name": "taesd"}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["clip", 0], "text": "a red disc and a blue square"}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["clip", 0], "text": ""}},
+        "image": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["vae", 0]}},
+    }
+
+
+def drag_prompt(points, steps=10, inversion_steps=7, iterations=5, end_step=0, prefix="drag", mask=None) -> dict:
+    """Load -> encode -> invert -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
+    p = loaders()
+    p.update({
+        "invert": {"class_type": "DragNoiseInversion", "inputs": {
+            "model": ["unet", 0], "positive": ["pos", 0], "latent": ["encode", 0],
+            "steps": steps, "inversion_steps": inversion_steps}},
+        "points": {"class_type": "DragNoisePoints", "inputs": {
+            "points": points if isinstance(points, str) else json.dumps(points), "image": ["image", 0]}},
+        "optimize": {"class_type": "DragNoiseOptimize", "inputs": {
+            "model": ["unet", 0], "positive": ["pos", 0], "inversion": ["invert", 1], "points": ["points", 0],
+            "iterations": iterations, "lr": 0.01, "lam": 0.1, "r1": 1, "r2": 3}},
+        "patch": {"class_type": "DragNoisePropagation", "inputs": {
+            "model": ["unet", 0], "bottleneck": ["optimize", 0], "end_step": end_step}},
+        "sample": {"class_type": "KSamplerAdvanced", "inputs": {
+            "model": ["patch", 0], "add_noise": "disable", "noise_seed": 0, "steps": ["invert", 2], "cfg": 1.0,
+            "sampler_name": "ddim", "scheduler": "ddim_uniform", "positive": ["pos", 0], "negative": ["neg", 0],
+            "latent_image": ["invert", 0], "start_at_step": ["invert", 3], "end_at_step": 10000,
+            "return_with_leftover_noise": "disable"}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["vae", 0]}},
+        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
+    })
+    if mask is not None:
+        p.update(mask)
+        p["optimize"]["inputs"]["mask"] = [next(iter(mask)), 0]
+    return p
+
+
+def plain_sample_prompt(advanced: bool, prefix: str) -> dict:
+    """Sample with the user's original MODEL; KSampler and its KSamplerAdvanced twin give identical
+    results but have different cache keys, so the second really runs again."""
+    p = loaders()
+    p["latent"] = {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}}
+    common = {"model": ["unet", 0], "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0],
+              "steps": 4, "cfg": 3.0, "sampler_name": "ddim", "scheduler": "ddim_uniform"}
+    if advanced:
+        p["sample"] = {"class_type": "KSamplerAdvanced", "inputs": {
+            **common, "add_noise": "enable", "noise_seed": 7, "start_at_step": 0, "end_at_step": 10000,
+            "return_with_leftover_noise": "disable"}}
+    else:
+        p["sample"] = {"class_type": "KSampler", "inputs": {**common, "seed": 7, "denoise": 1.0}}
+    p["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["vae", 0]}}
+    p["save"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}}
+    return p
