@@ -51,6 +51,8 @@ class DragNoiseOptimize(io.ComfyNode):
         points.validate_for(width, height)
         # supervision grid: half the image resolution, as in the official code
         handles, targets = points.scaled(0.5, 0.5)
+        if mask is not None and not bool((mask > 0.5).any()):
+            mask = None  # nothing painted (e.g. Load Image's empty placeholder): no region constraint
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         update = progress(iterations)
         out = {}
