@@ -1,0 +1,144 @@
+"""Writes the example workflows (ComfyUI UI format) into workflows/.
+
+Kept as code so links and widget orders are written once; run it after a node's
+inputs change: python scripts/make_workflows.py
+"""
+import json
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "workflows"
+CKPT = "v1-5-pruned-emaonly.safetensors"
+POINTS = json.dumps([{"handle": [190, 260], "target": [300, 260]}])
+
+# class -> (inputs [(name, type)], outputs [(name, type)], widget names in frontend order)
+SPEC = {
+    "CheckpointLoaderSimple": ([], [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")], ["ckpt_name"]),
+    "LoraLoader": ([("model", "MODEL"), ("clip", "CLIP")], [("MODEL", "MODEL"), ("CLIP", "CLIP")],
+                   ["lora_name", "strength_model", "strength_clip"]),
+    "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")], ["text"]),
+    "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")], ["image", "upload"]),
+    "VAEEncode": ([("pixels", "IMAGE"), ("vae", "VAE")], [("LATENT", "LATENT")], []),
+    "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")], []),
+    "SaveImage": ([("images", "IMAGE")], [], ["filename_prefix"]),
+    "EmptyLatentImage": ([], [("LATENT", "LATENT")], ["width", "height", "batch_size"]),
+    "KSampler": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                  ("latent_image", "LATENT")], [("LATENT", "LATENT")],
+                 ["seed", "control_after_generate", "steps", "cfg", "sampler_name", "scheduler", "denoise"]),
+    "KSamplerAdvanced": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                          ("latent_image", "LATENT")], [("LATENT", "LATENT")],
+                         ["add_noise", "noise_seed", "control_after_generate", "steps", "cfg", "sampler_name",
+                          "scheduler", "start_at_step", "end_at_step", "return_with_leftover_noise"]),
+    "DragNoiseInversion": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("latent", "LATENT")],
+                           [("inverted_latent", "LATENT"), ("inversion", "DRAGNOISE_INVERSION"),
+                            ("total_steps", "INT"), ("start_at_step", "INT")], ["steps", "inversion_steps"]),
+    "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS")], ["points"]),
+    "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
+                          ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
+                         ["iterations", "lr", "lam", "r1", "r2"]),
+    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("MODEL", "MODEL")],
+                             ["end_step"]),
+}
+WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
+
+
+class Graph:
+    def __init__(self):
+        self.nodes, self.links = [], []
+
+    def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
+        ins, outs, _ = SPEC[cls]
+        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": list(size), "flags": {},
+                "order": len(self.nodes), "mode": 0,
+                "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
+                "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
+                "properties": {"Node name for S&R": cls}, "widgets_values": list(widgets)}
+        if title:
+            node["title"] = title
+        self.nodes.append(node)
+        return node["id"]
+
+    def link(self, src, slot, dst, name):
+        link_id = len(self.links) + 1
+        s, d = self.nodes[src - 1], self.nodes[dst - 1]
+        inputs = [i for i in d["inputs"] if i["name"] == name]
+        if not inputs:  # a widget fed by a link (e.g. KSampler steps from the inversion)
+            d["inputs"].append({"name": name, "type": WIDGET_TYPES[name], "widget": {"name": name}, "link": None})
+            inputs = d["inputs"][-1:]
+        inputs[0]["link"] = link_id
+        s["outputs"][slot]["links"].append(link_id)
+        self.links.append([link_id, src, slot, dst, d["inputs"].index(inputs[0]), s["outputs"][slot]["type"]])
+
+    def save(self, name, note):
+        wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
+              "links": self.links, "groups": [], "config": {}, "extra": {"dragnoise_note": note}, "version": 0.4}
+        (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
+
+
+def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None):
+    """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
+    inv = g.add("DragNoiseInversion", (x, 40), [50, 35])
+    g.link(model, 0, inv, "model"); g.link(clip_pos, 0, inv, "positive"); g.link(latent, 0, inv, "latent")
+    pts = g.add("DragNoisePoints", (x, 260), [POINTS], size=(420, 520))
+    g.link(image, 0, pts, "image")
+    opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3], size=(320, 220))
+    g.link(model, 0, opt, "model"); g.link(clip_pos, 0, opt, "positive")
+    g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
+    if mask is not None:
+        g.link(mask, 1, opt, "mask")
+    patch = g.add("DragNoisePropagation", (x + 460, 300), [0])
+    g.link(model, 0, patch, "model"); g.link(opt, 0, patch, "bottleneck")
+    ks = g.add("KSamplerAdvanced", (x + 820, 40),
+               ["disable", 0, "fixed", 50, 1.0, "ddim", "ddim_uniform", 15, 10000, "disable"], size=(320, 340))
+    g.link(patch, 0, ks, "model"); g.link(clip_pos, 0, ks, "positive"); g.link(clip_neg, 0, ks, "negative")
+    g.link(inv, 0, ks, "latent_image"); g.link(inv, 2, ks, "steps"); g.link(inv, 3, ks, "start_at_step")
+    dec = g.add("VAEDecode", (x + 1180, 40))
+    g.link(ks, 0, dec, "samples"); g.link(vae, 0, dec, "vae")
+    save = g.add("SaveImage", (x + 1180, 160), ["dragnoise"], size=(400, 420))
+    g.link(dec, 0, save, "images")
+
+
+def loaders(g, lora=False):
+    ckpt = g.add("CheckpointLoaderSimple", (0, 40), [CKPT])
+    model, clip = (ckpt, ckpt)
+    if lora:
+        lo = g.add("LoraLoader", (0, 220), ["your_image_lora.safetensors", 1.0, 1.0])
+        g.link(ckpt, 0, lo, "model"); g.link(ckpt, 1, lo, "clip")
+        model, clip = lo, lo
+    pos = g.add("CLIPTextEncode", (400, 40), ["a photo"], size=(400, 150))
+    neg = g.add("CLIPTextEncode", (400, 240), [""], size=(400, 150))
+    g.link(clip, 1, pos, "clip"); g.link(clip, 1, neg, "clip")
+    return ckpt, model, pos, neg
+
+
+def real_photo(name, note, lora=False, mask=False):
+    g = Graph()
+    ckpt, model, pos, neg = loaders(g, lora)
+    img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
+    enc = g.add("VAEEncode", (400, 460))
+    g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
+    drag_tail(g, model, pos, neg, ckpt, enc, img, mask=img if mask else None)
+    g.save(name, note)
+
+
+def generated():
+    g = Graph()
+    ckpt, model, pos, neg = loaders(g)
+    empty = g.add("EmptyLatentImage", (0, 440), [512, 512, 1])
+    ks = g.add("KSampler", (400, 440), [42, "fixed", 50, 7.5, "ddim", "ddim_uniform", 1.0], size=(320, 300))
+    g.link(model, 0, ks, "model"); g.link(pos, 0, ks, "positive"); g.link(neg, 0, ks, "negative")
+    g.link(empty, 0, ks, "latent_image")
+    dec = g.add("VAEDecode", (400, 800))  # only to show the image in the point editor
+    g.link(ks, 0, dec, "samples"); g.link(ckpt, 2, dec, "vae")
+    drag_tail(g, model, pos, neg, ckpt, ks, dec)
+    g.save("dragnoise_generated.json", "txt2img latent goes straight into the drag (no decode/encode round trip)")
+
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    real_photo("dragnoise_real_photo.json", "Load Image -> VAE Encode -> DragNoise; set points on the canvas")
+    real_photo("dragnoise_real_photo_mask.json", "Paint the editable region with the mask editor on Load Image",
+               mask=True)
+    real_photo("dragnoise_lora.json", "A LoRA fitted to this image (DragDiffusion-style) loaded before the drag",
+               lora=True)
+    generated()
+    print("wrote", sorted(p.name for p in OUT.glob("*.json")))
