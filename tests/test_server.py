@@ -72,3 +72,21 @@ def test_mask_of_the_wrong_size_is_named(server):
     assert "mask is 64x64 but the image is 128x128" in error_of(entry)
     ok = {"goodmask": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 128, "height": 128}}}
     server.run(graphs.drag_prompt(DRAG, mask=ok, prefix="goodmask", iterations=2))
+
+
+def executed_nodes(entry) -> set:
+    """Node ids that really ran (not served from ComfyUI's cache) in a history entry."""
+    cached = set()
+    for kind, data in entry["status"]["messages"]:
+        if kind == "execution_cached":
+            cached |= set(data["nodes"])
+    return set(entry["prompt"][2]) - cached
+
+
+def test_redrag_with_new_points_reuses_the_inversion(server):
+    server.run(graphs.drag_prompt(DRAG, prefix="cache1", iterations=2))
+    entry = server.run(graphs.drag_prompt([{"handle": [40, 60], "target": [60, 70]}], prefix="cache2", iterations=2))
+    ran = executed_nodes(entry)
+    # the inversion (and the loaders, encode) came from the cache: no UNet call was spent on them
+    assert "invert" not in ran and "encode" not in ran and "unet" not in ran
+    assert {"points", "optimize", "patch", "sample"} <= ran
