@@ -28,6 +28,12 @@ SPEC = {
                           ("latent_image", "LATENT")], [("LATENT", "LATENT")],
                          ["add_noise", "noise_seed", "control_after_generate", "steps", "cfg", "sampler_name",
                           "scheduler", "start_at_step", "end_at_step", "return_with_leftover_noise"]),
+    "ControlNetLoader": ([], [("CONTROL_NET", "CONTROL_NET")], ["control_net_name"]),
+    "Canny": ([("image", "IMAGE")], [("IMAGE", "IMAGE")], ["low_threshold", "high_threshold"]),
+    "ControlNetApplyAdvanced": ([("positive", "CONDITIONING"), ("negative", "CONDITIONING"),
+                                 ("control_net", "CONTROL_NET"), ("image", "IMAGE"), ("vae", "VAE")],
+                                [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+                                ["strength", "start_percent", "end_percent"]),
     "DragNoiseInversion": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("latent", "LATENT")],
                            [("inverted_latent", "LATENT"), ("inversion", "DRAGNOISE_INVERSION"),
                             ("total_steps", "INT"), ("start_at_step", "INT")], ["steps", "inversion_steps"]),
@@ -74,14 +80,14 @@ class Graph:
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
-def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None):
+def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None, pos_slot=0, neg_slot=0):
     """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
     inv = g.add("DragNoiseInversion", (x, 40), [50, 35])
-    g.link(model, 0, inv, "model"); g.link(clip_pos, 0, inv, "positive"); g.link(latent, 0, inv, "latent")
+    g.link(model, 0, inv, "model"); g.link(clip_pos, pos_slot, inv, "positive"); g.link(latent, 0, inv, "latent")
     pts = g.add("DragNoisePoints", (x, 260), [POINTS], size=(420, 520))
     g.link(image, 0, pts, "image")
     opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3], size=(320, 220))
-    g.link(model, 0, opt, "model"); g.link(clip_pos, 0, opt, "positive")
+    g.link(model, 0, opt, "model"); g.link(clip_pos, pos_slot, opt, "positive")
     g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
     if mask is not None:
         g.link(mask, 1, opt, "mask")
@@ -89,7 +95,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(model, 0, patch, "model"); g.link(opt, 0, patch, "bottleneck")
     ks = g.add("KSamplerAdvanced", (x + 820, 40),
                ["disable", 0, "fixed", 50, 1.0, "ddim", "ddim_uniform", 15, 10000, "disable"], size=(320, 340))
-    g.link(patch, 0, ks, "model"); g.link(clip_pos, 0, ks, "positive"); g.link(clip_neg, 0, ks, "negative")
+    g.link(patch, 0, ks, "model"); g.link(clip_pos, pos_slot, ks, "positive"); g.link(clip_neg, neg_slot, ks, "negative")
     g.link(inv, 0, ks, "latent_image"); g.link(inv, 2, ks, "steps"); g.link(inv, 3, ks, "start_at_step")
     dec = g.add("VAEDecode", (x + 1180, 40))
     g.link(ks, 0, dec, "samples"); g.link(vae, 0, dec, "vae")
@@ -110,13 +116,23 @@ def loaders(g, lora=False):
     return ckpt, model, pos, neg
 
 
-def real_photo(name, note, lora=False, mask=False):
+def real_photo(name, note, lora=False, mask=False, controlnet=False):
     g = Graph()
     ckpt, model, pos, neg = loaders(g, lora)
     img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
     enc = g.add("VAEEncode", (400, 460))
     g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
-    drag_tail(g, model, pos, neg, ckpt, enc, img, mask=img if mask else None)
+    pos_out = neg_out = 0
+    if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
+        cn = g.add("ControlNetLoader", (400, 600), ["control_v11p_sd15_canny.pth"])
+        edges = g.add("Canny", (400, 720), [0.4, 0.8])
+        g.link(img, 0, edges, "image")
+        apply = g.add("ControlNetApplyAdvanced", (420, 860), [0.8, 0.0, 1.0], size=(320, 190))
+        g.link(pos, 0, apply, "positive"); g.link(neg, 0, apply, "negative")
+        g.link(cn, 0, apply, "control_net"); g.link(edges, 0, apply, "image"); g.link(ckpt, 2, apply, "vae")
+        pos = neg = apply
+        pos_out, neg_out = 0, 1
+    drag_tail(g, model, pos, neg, ckpt, enc, img, mask=img if mask else None, pos_slot=pos_out, neg_slot=neg_out)
     g.save(name, note)
 
 
@@ -140,5 +156,7 @@ if __name__ == "__main__":
                mask=True)
     real_photo("dragnoise_lora.json", "A LoRA fitted to this image (DragDiffusion-style) loaded before the drag",
                lora=True)
+    real_photo("dragnoise_controlnet.json", "A Canny ControlNet on the conditioning: its middle residual is "
+               "added on top of the injected bottleneck", controlnet=True)
     generated()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")))

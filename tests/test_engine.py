@@ -136,3 +136,22 @@ def test_rejects_models_without_a_bottleneck():
         pass
     with pytest.raises(NotAUNetError, match="no UNet middle block"):
         DecoderReplay(DiT())
+
+
+def test_controlnet_middle_residual_is_added_on_top_of_the_injected_bottleneck(setup):
+    bm, ms, ctx, sched, denoise = setup
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(6)) * sched[15]
+    replay = record(bm, ms, ctx, x, sched[15])
+    b = replay.bottleneck.clone()
+    residual = torch.randn(b.shape, generator=torch.Generator().manual_seed(7)) * 0.5
+
+    def patched(bottleneck, control):
+        w = PropagationWindow(bottleneck, sched[15], sched[40])
+        to = {"patches": {"output_block_patch": [w.output_block_patch]},
+              "wrappers": {"diffusion_model": {"k": [w.wrapper]}}, "sigmas": torch.tensor([sched[20]])}
+        s = torch.full((1,), sched[20])
+        return bm.apply_model(x, s, c_crossattn=ctx, control=control, transformer_options=to)
+    with torch.inference_mode():
+        with_control = patched(b + 1.0, {"middle": [residual], "input": [], "output": []})
+        folded_in = patched(b + 1.0 + residual, None)
+    torch.testing.assert_close(with_control, folded_in)
