@@ -1,0 +1,235 @@
+"""The DragNoisePoints canvas editor in a real browser against a real ComfyUI.
+
+Runs against the frontend ComfyUI 0.3.75 pins (installed with it) and against the newest
+comfyui-frontend-package that scripts/setup_host.sh puts in .host/frontend-latest, the latter
+with the classic canvas renderer and with the Vue node renderer ("Comfy.VueNodes.Enabled").
+Clicks land on pixel centres of the 128x128 test image, drawn at a non-default graph zoom, and
+the points are checked as exact image pixels in the saved workflow and in the API prompt.
+"""
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import graphs
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+LATEST = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "frontend-latest" / "comfyui_frontend_package" / "static"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OTHER_IMAGE = "dragnoise_other_size.png"
+N = graphs.SIZE
+
+
+def _unavailable(why: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        _unavailable(f"chromium not found ({CHROMIUM}); run scripts/setup_host.sh --browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("python playwright is not installed (requirements-dev.txt)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def server_latest(models_dir, tmp_path_factory):
+    """A second ComfyUI serving the newest frontend package instead of the pinned one."""
+    if not (LATEST / "index.html").is_file():
+        _unavailable(f"newest frontend not installed at {LATEST}; run scripts/setup_host.sh")
+    from comfy_server import ComfyServer
+    from conftest import COMFY
+    base = tmp_path_factory.mktemp("comfy_latest")
+    (base / "input").mkdir()
+    graphs.write_test_image(base / "input" / graphs.IMAGE)
+    srv = ComfyServer(COMFY, base, models_dir, extra_args=["--front-end-root", str(LATEST)])
+    yield srv
+    srv.stop()
+
+
+FRONTENDS = {"pinned": ("server", False), "latest": ("server_latest", False), "latest-vue": ("server_latest", True)}
+
+
+def workflow() -> dict:
+    return {
+        "last_node_id": 2, "last_link_id": 1, "version": 0.4, "groups": [], "config": {}, "extra": {},
+        "nodes": [
+            {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [240, 320], "flags": {}, "order": 0, "mode": 0,
+             "inputs": [], "properties": {}, "widgets_values": [graphs.IMAGE, "image"],
+             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}, {"name": "MASK", "type": "MASK", "links": None}]},
+            {"id": 2, "type": "DragNoisePoints", "pos": [300, 0], "size": [330, 380], "flags": {}, "order": 1, "mode": 0,
+             "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+             "outputs": [{"name": "drag_points", "type": "DRAGNOISE_POINTS", "links": None}],
+             "properties": {}, "widgets_values": ["[]"]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+    }
+
+
+APP = "(window.comfyAPI?.app?.app ?? window.app)"
+
+
+SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False}
+
+
+def open_editor(page, srv, vue: bool):
+    # no first-run templates dialog over the canvas
+    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(SETTINGS))
+    page.goto(srv.url, wait_until="domcontentloaded")
+    page.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
+                           timeout=90_000)
+    if vue:
+        has = page.evaluate(f"""async () => {{
+            const s = {APP}.extensionManager?.setting;
+            if (!s) return false;
+            await s.set("Comfy.VueNodes.Enabled", true);
+            return s.get("Comfy.VueNodes.Enabled") === true;
+        }}""")
+        if not has:
+            pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
+    page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", workflow())
+    # a non-default zoom and pan: the editor must map clicks through it
+    page.evaluate(f"""() => {{
+        const c = {APP}.canvas; c.ds.scale = 1.7; c.ds.offset = [-180, 120]; c.setDirty(true, true);
+    }}""")
+    page.wait_for_function(f"""() => {{
+        const n = {APP}.graph.getNodeById(2); const e = n?.dragnoiseEditor;
+        return e?.img?.complete && e.img.naturalWidth === {N} && e.canvas.getBoundingClientRect().width > 300;
+    }}""", timeout=30_000)
+    page.wait_for_timeout(300)  # let the DOM-widget positions settle after the zoom
+    return page.locator('canvas.dragnoise-points-canvas[data-node-id="2"]')
+
+
+class Screen:
+    """Image pixel -> the screen point at its centre, from the editor canvas rect (contain fit)."""
+
+    def __init__(self, box):
+        self.box = box
+        self.s = min(box["width"] / N, box["height"] / N)
+        self.ox = box["x"] + (box["width"] - N * self.s) / 2
+        self.oy = box["y"] + (box["height"] - N * self.s) / 2
+
+    def at(self, x, y):
+        return self.ox + (x + 0.5) * self.s, self.oy + (y + 0.5) * self.s
+
+    def pixel(self, sx, sy):  # what the widget must store for a click at (sx, sy)
+        return [math.floor((sx - self.ox) / self.s), math.floor((sy - self.oy) / self.s)]
+
+
+def widget_value(page):
+    return page.evaluate(f"""() => {{
+        const wf = {APP}.graph.serialize();
+        return wf.nodes.find((n) => n.id === 2).widgets_values;
+    }}""")
+
+
+def prompt_inputs(page):
+    return page.evaluate(f"async () => (await {APP}.graphToPrompt()).output['2'].inputs")
+
+
+@pytest.mark.parametrize("frontend", list(FRONTENDS))
+def test_point_editor_stores_exact_image_pixels(request, browser, frontend):
+    fixture, vue = FRONTENDS[frontend]
+    srv = request.getfixturevalue(fixture)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        canvas = open_editor(page, srv, vue)
+        box = canvas.bounding_box()
+        sc = Screen(box)
+        assert sc.s > 2.5, f"the zoom did not reach the editor: {box}"  # 1.7 x ~ 1.5 CSS px per pixel
+
+        def click(x, y, **kw):
+            sx, sy = sc.at(x, y)
+            page.mouse.click(sx, sy, **kw)
+            return sc.pixel(sx, sy)
+
+        a_h, a_t = click(20, 30), click(50, 30)
+        b_h, b_t = click(90, 100), click(100, 60)
+        c_h, c_t = click(10, 110), click(40, 118)
+        assert [a_h, a_t, b_h, b_t, c_h, c_t] == [[20, 30], [50, 30], [90, 100], [100, 60], [10, 110], [40, 118]]
+
+        # drag A's target to a new pixel
+        page.mouse.move(*sc.at(50, 30))
+        page.mouse.down()
+        for x, y in ((52, 33), (56, 40), (60, 45)):
+            page.mouse.move(*sc.at(x, y), steps=3)
+        page.mouse.up()
+        a_t = sc.pixel(*sc.at(60, 45))
+        pairs = [{"handle": a_h, "target": a_t}, {"handle": b_h, "target": b_t}, {"handle": c_h, "target": c_t}]
+        assert json.loads(widget_value(page)[0]) == pairs
+        if frontend == "pinned":
+            ed = page.locator(".dragnoise-points-editor").first
+            ed.screenshot(path=str(ROOT / "docs" / "widget.png"))
+
+        # right click on B's handle deletes pair B; Undo brings it back; Delete on the selected pair removes it
+        sx, sy = sc.at(*b_h)
+        page.mouse.click(sx, sy, button="right")
+        assert json.loads(widget_value(page)[0]) == [pairs[0], pairs[2]]
+        page.locator(".dragnoise-points-editor button.dragnoise-undo").first.click()
+        assert json.loads(widget_value(page)[0]) == pairs
+        click(*b_t)  # selects B
+        page.keyboard.press("Delete")
+        final = [pairs[0], pairs[2]]
+        assert page.evaluate(f"() => !!{APP}.graph.getNodeById(2)"), "Delete removed the node instead of the pair"
+
+        # (a) the workflow: the plain JSON list in the string widget, nothing else serialized
+        values = widget_value(page)
+        assert json.loads(values[0]) == final
+        assert values == [json.dumps(final, separators=(",", ":"))]
+        # (b) the API prompt the frontend builds
+        inputs = prompt_inputs(page)
+        assert json.loads(inputs["points"]) == final
+        assert set(inputs) == {"points", "image"}
+        assert inputs["image"] == ["1", 0]
+        assert not errors, errors
+    finally:
+        page.close()
+
+
+def test_size_change_warns_and_keeps_points(request, browser, server):
+    from PIL import Image
+    Image.new("RGB", (96, 64), (90, 90, 90)).save(Path(server.base) / "input" / OTHER_IMAGE)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        canvas = open_editor(page, server, False)
+        sc = Screen(canvas.bounding_box())
+        page.mouse.click(*sc.at(100, 100))
+        page.mouse.click(*sc.at(120, 90))
+        warning = page.locator(".dragnoise-points-warning").first
+        assert not warning.is_visible()
+        page.evaluate(f"""(name) => {{
+            const w = {APP}.graph.getNodeById(1).widgets.find((w) => w.name === "image");
+            w.value = name; w.callback?.(name);
+        }}""", OTHER_IMAGE)
+        page.wait_for_function("() => document.querySelector('.dragnoise-points-warning')?.offsetParent !== null",
+                               timeout=10_000)
+        text = warning.inner_text()
+        assert "128x128" in text and "96x64" in text and "outside" in text, text
+        assert json.loads(widget_value(page)[0]) == [{"handle": [100, 100], "target": [120, 90]}]
+        # back to an image of the original size: the warning goes, the points stay
+        page.evaluate(f"""(name) => {{
+            const w = {APP}.graph.getNodeById(1).widgets.find((w) => w.name === "image");
+            w.value = name; w.callback?.(name);
+        }}""", graphs.IMAGE)
+        page.wait_for_function("() => document.querySelector('.dragnoise-points-warning')?.offsetParent === null",
+                               timeout=10_000)
+        assert json.loads(widget_value(page)[0]) == [{"handle": [100, 100], "target": [120, 90]}]
+    finally:
+        page.close()
