@@ -46,9 +46,13 @@ def _coord(value, where: str) -> tuple[float, float]:
     for v in value:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise PointsError(f"{where} must hold numbers, got {json.dumps(v)[:40]}")
-        if not math.isfinite(v):
-            raise PointsError(f"{where} holds a non-finite number ({v})")
-        out.append(float(v))
+        try:
+            f = float(v)
+        except OverflowError:  # an int beyond float range
+            f = math.inf
+        if not math.isfinite(f):
+            raise PointsError(f"{where} holds a non-finite number ({f})")
+        out.append(f)
     return out[0], out[1]
 
 
@@ -63,6 +67,8 @@ def parse_points(text) -> DragPoints:
             data = json.loads(text, parse_constant=lambda c: float(c))
         except json.JSONDecodeError as e:
             raise PointsError(f"points is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        except (ValueError, RecursionError) as e:  # e.g. a 5000-digit number, or thousands of nested brackets
+            raise PointsError(f"points could not be read as JSON ({str(e)[:80]})") from None
     if isinstance(data, dict) and "pairs" in data:
         data = data["pairs"]
     if not isinstance(data, list):

@@ -37,8 +37,9 @@ class PropagationWindow:
             return h, hsp
         b = self.bottleneck.to(device=h.device, dtype=h.dtype)
         if b.shape[1:] != h.shape[1:]:
-            raise ValueError(f"optimized bottleneck has shape {tuple(b.shape[1:])} but the model's is "
-                             f"{tuple(h.shape[1:])}: sample the same latent size that was dragged")
+            raise ValueError(f"DragNoise propagation: the optimized bottleneck has shape {tuple(b.shape[1:])} but "
+                             f"this sampler's latent gives {tuple(h.shape[1:])}: sample the latent that was dragged "
+                             "(the inversion's inverted_latent), at the same size")
         # every chunk (cond, uncond, batch items) gets the edited bottleneck, as the official code repeats it
         h = b.expand(h.shape[0], -1, -1, -1)
         if state["ctrl_mid"] is not None:

@@ -15,6 +15,8 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
+from ..dragnoise import NotAUNetError, feature_block_index
+
 PointsType = io.Custom("DRAGNOISE_POINTS")
 InversionType = io.Custom("DRAGNOISE_INVERSION")
 BottleneckType = io.Custom("DRAGNOISE_BOTTLENECK")
@@ -40,13 +42,30 @@ def ddim_sigmas(model, steps: int) -> list[float]:
     return [float(s) for s in comfy.samplers.calculate_sigmas(ms, "ddim_uniform", steps)]
 
 
-def single_latent(latent: dict, what: str = "latent") -> torch.Tensor:
+def single_latent(latent: dict, what: str = "latent", model=None) -> torch.Tensor:
     samples = latent["samples"]
     if samples.ndim != 4:
         raise DragNoiseInputError(f"{what} must be an image latent [B,C,H,W], got shape {tuple(samples.shape)}")
     if samples.shape[0] != 1:
-        raise DragNoiseInputError(f"{what} holds a batch of {samples.shape[0]}; DragNoise edits one image at a time")
+        raise DragNoiseInputError(f"{what} holds a batch of {samples.shape[0]}; DragNoise edits one image at a time "
+                                  "(pick one with Latent From Batch)")
+    if model is not None:
+        fmt = model.get_model_object("latent_format")
+        want = getattr(fmt, "latent_channels", None)
+        if want is not None and samples.shape[1] != want:
+            raise DragNoiseInputError(
+                f"{what} has {samples.shape[1]} channels but this model works on {want}-channel latents "
+                f"({type(fmt).__name__}): encode the image with the VAE that belongs to the model")
     return samples
+
+
+def require_unet(model, what: str = "model"):
+    """Fail early, before any sampling, if `model` has no UNet bottleneck (e.g. a DiT such as SD3 or Flux)."""
+    try:
+        feature_block_index(model.get_model_object("diffusion_model"))
+    except NotAUNetError as e:
+        family = type(getattr(model, "model", None)).__name__
+        raise NotAUNetError(f"{what}: the {family} model is not supported: {e}") from None
 
 
 def run_sampler(model, positive, latent: torch.Tensor, sigmas, sampler_fn) -> torch.Tensor:

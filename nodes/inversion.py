@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..dragnoise import ddim_invert, inversion_sigmas
-from .bridge import InversionType, ddim_sigmas, progress, run_sampler, single_latent
+from .bridge import DragNoiseInputError, InversionType, ddim_sigmas, progress, require_unet, run_sampler, single_latent
 
 
 class DragNoiseInversion(io.ComfyNode):
@@ -29,15 +29,32 @@ class DragNoiseInversion(io.ComfyNode):
             ],
         )
 
-    @classmethod
-    def validate_inputs(cls, steps, inversion_steps, **_):
-        if inversion_steps > steps:
+    @staticmethod
+    def check(steps, inversion_steps):
+        """The problem with these values, or None. A value from a link is None at validation time;
+        one that is not a number has already been reported by ComfyUI's own type check."""
+        steps, inversion_steps = (v if isinstance(v, int) else None for v in (steps, inversion_steps))
+        if steps is not None and not 2 <= steps <= 1000:
+            return f"steps ({steps}) must be in [2, 1000]"
+        if inversion_steps is not None and not 1 <= inversion_steps <= 1000:
+            return f"inversion_steps ({inversion_steps}) must be in [1, 1000]"
+        if steps is not None and inversion_steps is not None and inversion_steps > steps:
             return f"inversion_steps ({inversion_steps}) must not exceed steps ({steps})"
-        return True
+        return None
+
+    @classmethod
+    def validate_inputs(cls, steps=None, inversion_steps=None):
+        # ComfyUI skips its own min/max checks for inputs a validate_inputs takes, so the ranges are checked
+        # here (and no **kwargs: that would switch the checks off for every other input too).
+        return cls.check(steps, inversion_steps) or True
 
     @classmethod
     def execute(cls, model, positive, latent, steps, inversion_steps) -> io.NodeOutput:
-        samples = single_latent(latent)
+        problem = cls.check(steps, inversion_steps)  # again: linked values skip validation
+        if problem:
+            raise DragNoiseInputError(problem)
+        require_unet(model)  # before any sampling: a DiT has no bottleneck to drag
+        samples = single_latent(latent, "latent", model)
         schedule = ddim_sigmas(model, steps)
         ms = model.get_model_object("model_sampling")
         path = inversion_sigmas(schedule, inversion_steps, float(ms.sigma_min))

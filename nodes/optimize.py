@@ -1,10 +1,12 @@
 """Bottleneck optimization at the editing step (semantic alignment + handle tracking)."""
+import math
+
 import torch
 import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..dragnoise import DecoderReplay, DragConfig, optimize_bottleneck
-from .bridge import (BottleneckType, DragNoiseInputError, InversionType, PointsType, progress,
+from .bridge import (BottleneckType, DragNoiseInputError, InversionType, PointsType, progress, require_unet,
                      run_sampler, single_latent, with_diffusion_wrapper)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
@@ -43,9 +45,31 @@ class DragNoiseOptimize(io.ComfyNode):
             outputs=[BottleneckType.Output("bottleneck")],
         )
 
+    @staticmethod
+    def check(lr, lam):
+        """The problem with these values, or None. A value from a link is None at validation time."""
+        # JSON NaN passes ComfyUI's min/max checks (every comparison with NaN is false)
+        for name, v, lo, hi in (("lr", lr, 1e-5, 1.0), ("lam", lam, 0.0, 10.0)):
+            if not isinstance(v, (int, float)):  # None from a link; a word is reported by ComfyUI's type check
+                continue
+            if not math.isfinite(v):
+                return f"{name} must be a finite number, got {v}"
+            if not lo <= v <= hi:
+                return f"{name} ({v:g}) must be in [{lo:g}, {hi:g}]"
+        return None
+
+    @classmethod
+    def validate_inputs(cls, lr=None, lam=None):
+        # ComfyUI skips its own min/max checks for inputs a validate_inputs takes: ranges are checked here too
+        return cls.check(lr, lam) or True
+
     @classmethod
     def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, mask=None) -> io.NodeOutput:
-        latent = single_latent({"samples": inversion["latent"]}, "inversion")
+        problem = cls.check(lr, lam)  # again: linked values skip validation
+        if problem:
+            raise DragNoiseInputError(problem)
+        require_unet(model)
+        latent = single_latent({"samples": inversion["latent"]}, "inversion", model)
         lh, lw = latent.shape[-2:]
         height, width = lh * LATENT_SCALE, lw * LATENT_SCALE
         points.validate_for(width, height)

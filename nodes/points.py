@@ -24,7 +24,9 @@ class DragNoisePoints(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, points, **_):
+    def validate_inputs(cls, points=None):
+        if points is None:  # from a link: parsed when the node runs
+            return True
         try:
             parse_points(points)
         except PointsError as e:
