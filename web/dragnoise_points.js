@@ -41,9 +41,14 @@ function viewURL(value, defaultType = "input") {
 // The file picked in an upstream LoadImage-like node (through reroutes), if any.
 function upstreamImageURL(node) {
   const slot = node.inputs?.findIndex((i) => i.name === "image") ?? -1;
-  if (slot < 0) return null;
-  let src = node.getInputNode?.(slot);
-  for (let hops = 0; src && hops < 8 && /reroute/i.test(src.type ?? ""); hops++) src = src.getInputNode?.(0);
+  if (slot < 0 || !node.graph) return null;
+  let src = null;
+  try {
+    src = node.getInputNode?.(slot);
+    for (let hops = 0; src && hops < 8 && /reroute/i.test(src.type ?? ""); hops++) src = src.getInputNode?.(0);
+  } catch {
+    return null; // not (yet) in a graph
+  }
   if (!src) return null;
   const w = src.widgets?.find((w) => w.name === "image" && typeof w.value === "string");
   return w ? viewURL(w.value) : null;
