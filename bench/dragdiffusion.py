@@ -1,0 +1,117 @@
+"""DragDiffusion-style baseline for the benchmark (not a node).
+
+DragDiffusion optimizes the noisy latent z_t itself: every step runs the whole
+UNet forward and backward. Motion supervision uses the same decoder feature
+(output of the third decoder level, the official unet_feature_idx 3), the same
+patch loss and the same handle tracking as the DragNoise engine, so the two
+differ only in what is optimized and how much of the network each step runs.
+Like DragDiffusion, the mask term compares the one-step DDIM update z_{t-1}
+computed from the UNet's noise prediction, so the last decoder blocks are in
+the graph too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from dragnoise import DragConfig, feature_block_index
+from dragnoise.optimize import alignment_loss, track_handles
+
+
+def grad_safe_params(module: torch.nn.Module) -> dict:
+    """Parameters and buffers, cloned where they are inference tensors (ComfyUI loads them so)."""
+    return {n: (t.clone() if t.is_inference() else t)
+            for n, t in list(module.named_parameters()) + list(module.named_buffers())}
+
+
+class FullUNet:
+    """Whole-UNet forward with autograd, returning (eps, decoder feature at `level`)."""
+
+    def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3, params=None):
+        self.unet = unet
+        self.index = feature_block_index(unet, level)
+        self.params = params if params is not None else grad_safe_params(unet)
+        self.context = context.clone() if context.is_inference() else context
+        self.timestep = timestep.clone() if timestep.is_inference() else timestep
+
+    def __call__(self, z: torch.Tensor):
+        grabbed = {}
+
+        def grab(h, hsp, options):  # input of output block index+1 = output of block index
+            if options["block"][1] == self.index + 1:
+                grabbed["feature"] = h
+            return h, hsp
+        options = {"patches": {"output_block_patch": [grab]}}
+        eps = functional_call(self.unet, self.params, (z, self.timestep, self.context),
+                              {"transformer_options": options})
+        return eps, grabbed["feature"]
+
+
+@dataclass
+class LatentDragResult:
+    latent: torch.Tensor
+    handles: list
+    iterations: int
+    reached: bool
+    losses: list = field(default_factory=list)
+
+
+def ddim_step(z: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float) -> torch.Tensor:
+    """Deterministic DDIM update z_t -> z_{t-1} (VP space, unit-variance latents)."""
+    x0 = (z - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+    return abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
+
+
+def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
+                    abar: float, abar_prev: float, config: DragConfig = DragConfig(),
+                    editable: torch.Tensor | None = None,
+                    callback: Callable[[int, int, dict], None] | None = None) -> LatentDragResult:
+    """DragDiffusion's loop: motion supervision + tracking on z_t, mask loss on z_{t-1}.
+
+    feature_size (h, w) is the supervision grid the handles live on (half the
+    image, as in both official codes); editable (latent grid, 1 = may change)
+    enables the mask term lam * |(z_{t-1} - z0_{t-1}) * (1 - M)|_1.
+    """
+    dtype = next(iter(unet.params.values())).dtype
+    z0 = z_t.detach().float()
+    handles = torch.as_tensor(handles, dtype=torch.float32, device=z0.device).reshape(-1, 2)
+    targets = torch.as_tensor(targets, dtype=torch.float32, device=z0.device).reshape(-1, 2)
+
+    def run(z):
+        eps, feat = unet(z.to(dtype))
+        return eps.float(), F.interpolate(feat, size=feature_size, mode="bilinear").float()
+    with torch.no_grad():
+        eps0, f0 = run(z0)
+        prev0 = ddim_step(z0, eps0, abar, abar_prev)
+    init = handles.clone()
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=config.lr)
+    scale = 1024.0 if dtype == torch.float16 else 1.0
+    losses, reached, step = [], False, 0
+    for step in range(config.iterations + 1):
+        eps, f1 = run(z)
+        if step > 0:
+            handles = track_handles(f0, f1.detach(), init, handles, config.r2)
+        dist = (targets - handles).norm(dim=1)
+        if bool((dist <= config.stop_distance).all()):
+            reached = True
+            break
+        if step == config.iterations:
+            break
+        loss = alignment_loss(f1, handles, targets, config.r1, active=dist > config.stop_distance)
+        if editable is not None and config.lam > 0:
+            loss = loss + config.lam * ((ddim_step(z, eps, abar, abar_prev) - prev0) * (1 - editable)).abs().sum()
+        opt.zero_grad(set_to_none=True)
+        (loss * scale).backward()
+        if scale != 1.0:
+            z.grad.div_(scale)
+        if torch.isfinite(z.grad).all():
+            opt.step()
+        losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(step, config.iterations, {"loss": losses[-1], "handles": handles.tolist()})
+    return LatentDragResult(z.detach(), handles.tolist(), step, reached, losses)
