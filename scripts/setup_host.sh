@@ -45,6 +45,19 @@ if [ ! -f "$stamp" ] || [ "$COMFY/requirements.txt" -nt "$stamp" ] || [ "$ROOT/r
   touch "$stamp"
 fi
 
+# The newest ComfyUI frontend, beside the one ComfyUI pins: the widget tests run against both
+# (served with --front-end-root $HOST/frontend-latest/comfyui_frontend_package/static).
+# DRAGNOISE_FRONTEND_VERSION: the version (default: the newest when this was written),
+# "latest" to ask PyPI for the newest now, "skip" to leave it out.
+FE_VERSION=${DRAGNOISE_FRONTEND_VERSION:-1.58.1}
+FE=$HOST/frontend-latest
+if [ "$FE_VERSION" = latest ] || { [ "$FE_VERSION" != skip ] && ! ls -d "$FE"/comfyui_frontend_package-"$FE_VERSION".dist-info >/dev/null 2>&1; }; then
+  spec=comfyui-frontend-package; [ "$FE_VERSION" = latest ] || spec="$spec==$FE_VERSION"
+  rm -rf "$FE"
+  pipi --no-deps --target "$FE" "$spec" \
+    || echo "warning: could not install comfyui-frontend-package $FE_VERSION; its widget tests will be skipped" >&2
+fi
+
 mkdir -p "$COMFY/custom_nodes"
 link=$COMFY/custom_nodes/comfyui-dragnoise
 if [ "$(readlink "$link" 2>/dev/null)" != "$ROOT" ]; then
