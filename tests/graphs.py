@@ -76,3 +76,23 @@ def plain_sample_prompt(advanced: bool, prefix: str) -> dict:
     p["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["vae", 0]}}
     p["save"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}}
     return p
+
+
+def lora_fit_prompt(points, train_steps=2, batch=4, **drag) -> dict:
+    """Fit a LoRA to the one image with ComfyUI's own TrainLoraNode, then drag with it
+    (DragDiffusion/DragNoise's real-photo fidelity step)."""
+    p = drag_prompt(points, **drag)
+    # ComfyUI 0.3.75's TrainLoraNode fails on a single latent tensor (multi_res unset); a list of
+    # latents takes its working path, and 4 copies of the image give the official batch of 4.
+    p["repeat"] = {"class_type": "RepeatLatentBatch", "inputs": {"samples": ["encode", 0], "amount": batch}}
+    p["split"] = {"class_type": "RebatchLatents", "inputs": {"latents": ["repeat", 0], "batch_size": 1}}
+    p["train"] = {"class_type": "TrainLoraNode", "inputs": {
+        "model": ["unet", 0], "latents": ["split", 0], "positive": ["pos", 0], "batch_size": batch,
+        "grad_accumulation_steps": 1, "steps": train_steps, "learning_rate": 0.0005, "rank": 16,
+        "optimizer": "AdamW", "loss_function": "MSE", "seed": 0, "training_dtype": "fp32", "lora_dtype": "fp32",
+        "algorithm": "LoRA", "gradient_checkpointing": False, "existing_lora": "[None]"}}
+    p["lora"] = {"class_type": "LoraModelLoader", "inputs": {"model": ["unet", 0], "lora": ["train", 1],
+                                                             "strength_model": 1.0}}
+    for node in ("invert", "optimize", "patch"):
+        p[node]["inputs"]["model"] = ["lora", 0]
+    return p

@@ -90,3 +90,9 @@ def test_redrag_with_new_points_reuses_the_inversion(server):
     # the inversion (and the loaders, encode) came from the cache: no UNet call was spent on them
     assert "invert" not in ran and "encode" not in ran and "unet" not in ran
     assert {"points", "optimize", "patch", "sample"} <= ran
+
+
+def test_lora_fitted_with_core_training_nodes_feeds_the_drag(server):
+    entry = server.run(graphs.lora_fit_prompt(DRAG, train_steps=2, batch=2, prefix="lora_fit", iterations=2))
+    assert {"train", "lora", "invert", "optimize"} <= executed_nodes(entry)
+    assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
