@@ -63,8 +63,8 @@ def server_latest(models_dir, tmp_path_factory):
 FRONTENDS = {"pinned": ("server", False), "latest": ("server_latest", False), "latest-vue": ("server_latest", True)}
 
 
-def workflow() -> dict:
-    return {
+def workflow(linked: bool = True) -> dict:
+    wf = {
         "last_node_id": 2, "last_link_id": 1, "version": 0.4, "groups": [], "config": {}, "extra": {"ds": ZOOM},
         "nodes": [
             {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [240, 320], "flags": {}, "order": 0, "mode": 0,
@@ -77,6 +77,11 @@ def workflow() -> dict:
         ],
         "links": [[1, 1, 0, 2, 0, "IMAGE"]],
     }
+    if not linked:  # the points node alone: its image can only come from its own run
+        wf["nodes"] = wf["nodes"][1:]
+        wf["nodes"][0]["inputs"][0]["link"] = None
+        wf["links"] = []
+    return wf
 
 
 ZOOM = {"scale": 1.7, "offset": [-180, 120]}
@@ -86,7 +91,7 @@ APP = "(window.comfyAPI?.app?.app ?? window.app)"
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False}
 
 
-def open_editor(page, srv, vue: bool):
+def open_editor(page, srv, vue: bool, linked: bool = True):
     # no first-run templates dialog over the canvas
     settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +108,7 @@ def open_editor(page, srv, vue: bool):
         }}""")
         if not has:
             pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
-    page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", workflow())
+    page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", workflow(linked))
     # a non-default zoom and pan: the editor must map clicks through it
     # (newer frontends restore/fit the view asynchronously after a load: insist until it sticks)
     page.wait_for_function(f"""() => {{
@@ -113,7 +118,7 @@ def open_editor(page, srv, vue: bool):
             return false;
         }}
         const e = {APP}.graph.getNodeById(2)?.dragnoiseEditor;
-        return e?.img?.complete && e.img.naturalWidth === {N} && e.canvas.getBoundingClientRect().width > 400;
+        return e && (e.img?.naturalWidth === {N} || !{str(linked).lower()}) && e.canvas.getBoundingClientRect().width > 400;
     }}""", polling=250, timeout=30_000)
     page.wait_for_timeout(300)  # let the DOM-widget positions settle after the zoom
     return page.locator('canvas.dragnoise-points-canvas[data-node-id="2"]')
@@ -238,5 +243,39 @@ def test_size_change_warns_and_keeps_points(request, browser, server):
         page.wait_for_function("() => document.querySelector('.dragnoise-points-warning')?.offsetParent === null",
                                timeout=10_000)
         assert json.loads(widget_value(page)[0]) == [{"handle": [100, 100], "target": [120, 90]}]
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("frontend", ["pinned", "latest"])
+def test_image_from_the_nodes_own_run_and_points_set_as_text(request, browser, frontend):
+    """No upstream LoadImage: the editor shows the image of the node's `executed` message (what
+    ui.PreviewImage sends after a run, dispatched here through the frontend's api) and follows a
+    points string set from outside, as an API user or a text edit would."""
+    srv = request.getfixturevalue(FRONTENDS[frontend][0])
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        canvas = open_editor(page, srv, False, linked=False)
+        assert "no image" in page.locator(".dragnoise-points-editor").first.inner_text()
+        page.evaluate(f"""(name) => {{
+            const api = window.comfyAPI?.api?.api ?? {APP}.api;
+            const images = [{{ filename: name, subfolder: "", type: "input" }}];
+            api.dispatchCustomEvent("executed", {{ node: "2", display_node: "2", prompt_id: "p", output: {{ images }} }});
+        }}""", graphs.IMAGE)
+        page.wait_for_function(f"() => {APP}.graph.getNodeById(2).dragnoiseEditor.img?.naturalWidth === {N}",
+                               timeout=10_000)
+        text = json.dumps([{"handle": [5, 6], "target": [7, 8]}])
+        page.evaluate(f"(t) => {{ {APP}.graph.getNodeById(2).widgets.find((w) => w.name === 'points').value = t; }}", text)
+        page.wait_for_function(f"() => {APP}.graph.getNodeById(2).dragnoiseEditor.pts.length === 1", timeout=5_000)
+        sc = Screen(canvas.bounding_box())
+        page.mouse.click(*sc.at(64, 64))
+        page.mouse.click(*sc.at(100, 70))
+        want = [{"handle": [5, 6], "target": [7, 8]}, {"handle": [64, 64], "target": [100, 70]}]
+        assert json.loads(widget_value(page)[0]) == want
+        assert json.loads(prompt_inputs(page)["points"]) == want
+        page.keyboard.press("Control+z")
+        assert json.loads(widget_value(page)[0]) == want[:1]
+        page.locator(".dragnoise-points-editor button.dragnoise-clear").first.click()
+        assert json.loads(prompt_inputs(page)["points"]) == []
     finally:
         page.close()
