@@ -82,7 +82,7 @@ class PointEditor {
       b.style.cssText = "font:11px sans-serif;padding:1px 6px;cursor:pointer;background:#333;color:#eee;" +
         "border:1px solid #555;border-radius:3px;";
       b.addEventListener("pointerdown", (e) => e.stopPropagation());
-      b.addEventListener("click", (e) => { e.stopPropagation(); fn(); this.canvas.focus(); });
+      b.addEventListener("click", (e) => { e.stopPropagation(); fn(); this.keys.focus({ preventScroll: true }); });
       bar.append(b);
       return b;
     };
@@ -98,12 +98,20 @@ class PointEditor {
     const canvas = (this.canvas = document.createElement("canvas"));
     canvas.className = "dragnoise-points-canvas";
     canvas.dataset.nodeId = String(node.id);
-    canvas.tabIndex = 0;
     canvas.style.cssText = "flex:1 1 auto;width:100%;min-height:0;display:block;outline:none;cursor:crosshair;" +
       "background:#1b1b1b;border-radius:3px;touch-action:none;";
-    root.append(bar, this.warning, canvas);
-
-    for (const t of ["pointerdown", "pointermove", "pointerup", "pointercancel", "contextmenu", "keydown", "dblclick"]) {
+    // Keys go to an invisible read-only textarea: ComfyUI's global shortcuts (Delete removes the
+    // node, Ctrl+Z undoes the workflow) leave text fields alone, so they reach only the editor.
+    const keys = (this.keys = document.createElement("textarea"));
+    keys.readOnly = true;
+    keys.className = "dragnoise-points-keys";
+    keys.setAttribute("aria-label", "DragNoise point editor keys");
+    keys.style.cssText = "position:absolute;left:0;top:0;width:1px;height:1px;opacity:0;padding:0;border:0;" +
+      "resize:none;pointer-events:none;";
+    root.style.position = "relative";
+    root.append(bar, this.warning, canvas, keys);
+    keys.addEventListener("keydown", (e) => this.on_keydown(e));
+    for (const t of ["pointerdown", "pointermove", "pointerup", "pointercancel", "contextmenu", "dblclick"]) {
       canvas.addEventListener(t, (e) => this[`on_${t}`](e));
     }
     new ResizeObserver(() => this.draw()).observe(canvas);
@@ -238,7 +246,7 @@ class PointEditor {
   // ---- events ----
   on_pointerdown(e) {
     e.stopPropagation();
-    this.canvas.focus({ preventScroll: true });
+    this.keys.focus({ preventScroll: true });
     if (e.button !== 0 || !this.img) return;
     e.preventDefault();
     const h = this.hit(e);
