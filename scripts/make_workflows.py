@@ -98,7 +98,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(patch, 0, ks, "model"); g.link(clip_pos, pos_slot, ks, "positive"); g.link(clip_neg, neg_slot, ks, "negative")
     g.link(inv, 0, ks, "latent_image"); g.link(inv, 2, ks, "steps"); g.link(inv, 3, ks, "start_at_step")
     dec = g.add("VAEDecode", (x + 1180, 40))
-    g.link(ks, 0, dec, "samples"); g.link(vae, 0, dec, "vae")
+    g.link(ks, 0, dec, "samples"); g.link(vae, 2, dec, "vae")  # the checkpoint's VAE output
     save = g.add("SaveImage", (x + 1180, 160), ["dragnoise"], size=(400, 420))
     g.link(dec, 0, save, "images")
 
