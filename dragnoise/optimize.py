@@ -27,63 +27,84 @@ class DragResult:
     losses: list = field(default_factory=list)
 
 
-def sample_patches(feat: torch.Tensor, points: torch.Tensor, r: int) -> torch.Tensor:
-    """Bilinear (2r+1)^2 patches of feat [1,C,H,W] centred at points [N,2] (x, y).
+def _grid_coords(xs: torch.Tensor, ys: torch.Tensor, feat: torch.Tensor, grid) -> torch.Tensor:
+    """grid_sample coordinates for points (xs, ys) of a (gh, gw) grid that `feat` is resized to.
 
-    Out-of-image samples take the border value, so handles near an edge neither
-    crash nor wrap (the official code slices without bounds checks).
+    Sampling `feat` here equals sampling F.interpolate(feat, grid, mode="bilinear") exactly at whole
+    grid cells (tracking, the detached source patch) without building the upsampled map, which the
+    official code does every step. Between cells (the unit step's target patch) it is the feature's
+    own bilinear value, where the official code interpolates the interpolated map: the two agree
+    inside a feature cell and differ slightly across cell borders.
     """
-    _, c, h, w = feat.shape
-    d = torch.arange(-r, r + 1, device=feat.device, dtype=feat.dtype)
+    h, w = feat.shape[-2:]
+    gh, gw = grid if grid is not None else (h, w)
+    sx = (xs + 0.5) * (w / gw) - 0.5  # the source coordinate F.interpolate(align_corners=False) reads
+    sy = (ys + 0.5) * (h / gh) - 0.5
+    return torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1)
+
+
+def _sample(feat: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor, grid) -> torch.Tensor:
+    """Bilinear samples [N, C, k, k] of feat [1,C,H,W] at grid points xs, ys [N, k, k].
+
+    Out-of-grid points take the border value, so handles near an edge neither crash nor wrap
+    (the official code slices without bounds checks).
+    """
+    coords = _grid_coords(xs.to(feat.dtype), ys.to(feat.dtype), feat, grid)
+    return F.grid_sample(feat.expand(len(xs), -1, -1, -1), coords, mode="bilinear",
+                         padding_mode="border", align_corners=False)
+
+
+def sample_patches(feat: torch.Tensor, points: torch.Tensor, r: int, grid=None) -> torch.Tensor:
+    """(2r+1)^2 patches [N, C, (2r+1)^2] centred at points [N,2] (x, y) of the grid."""
+    d = torch.arange(-r, r + 1, device=feat.device, dtype=torch.float32)
     dy, dx = torch.meshgrid(d, d, indexing="ij")
-    xs = points[:, 0, None, None].to(feat.dtype) + dx
-    ys = points[:, 1, None, None].to(feat.dtype) + dy
-    grid = torch.stack([2 * xs / max(w - 1, 1) - 1, 2 * ys / max(h - 1, 1) - 1], dim=-1)  # [N,k,k,2]
-    out = F.grid_sample(feat.expand(len(points), -1, -1, -1), grid, mode="bilinear",
-                        padding_mode="border", align_corners=True)
-    return out.flatten(2)  # [N, C, k*k]
+    xs = points[:, 0, None, None].float() + dx
+    ys = points[:, 1, None, None].float() + dy
+    return _sample(feat, xs, ys, grid).flatten(2)
 
 
 def alignment_loss(feat: torch.Tensor, handles: torch.Tensor, targets: torch.Tensor, r1: int,
-                   active: torch.Tensor | None = None) -> torch.Tensor:
+                   active: torch.Tensor | None = None, grid=None) -> torch.Tensor:
     """Pull the feature around each handle one unit step toward its target (source detached)."""
-    if active is not None:
-        handles, targets = handles[active], targets[active]
-    if len(handles) == 0:
-        return feat.sum() * 0
     direction = targets - handles
     direction = direction / direction.norm(dim=1, keepdim=True).clamp_min(1e-8)
-    src = sample_patches(feat, handles, r1).detach()
-    dst = sample_patches(feat, handles + direction, r1)
-    per_handle = (dst - src).abs().mean(dim=(1, 2))
+    src = sample_patches(feat, handles, r1, grid).detach()
+    dst = sample_patches(feat, handles + direction, r1, grid)
+    per_handle = (dst.float() - src.float()).abs().mean(dim=(1, 2))
+    if active is not None:  # a weight, not an index: no host sync
+        per_handle = per_handle * active.to(per_handle.dtype)
     return (2 * r1 + 1) ** 2 * per_handle.sum()
 
 
 @torch.no_grad()
-def track_handles(f0: torch.Tensor, f1: torch.Tensor, init: torch.Tensor, current: torch.Tensor, r2: int) -> torch.Tensor:
-    """Move each handle to the cell within r2 of it whose feature best matches its initial one (L1)."""
-    _, _, h, w = f1.shape
-    out = current.clone()
-    for i in range(len(current)):
-        x0, y0 = int(init[i, 0]), int(init[i, 1])
-        ref = f0[0, :, y0, x0]
-        cx, cy = int(current[i, 0]), int(current[i, 1])
-        xa, xb = max(cx - r2, 0), min(cx + r2 + 1, w)
-        ya, yb = max(cy - r2, 0), min(cy + r2 + 1, h)
-        dist = (f1[0, :, ya:yb, xa:xb] - ref[:, None, None]).abs().sum(0)
-        row, col = divmod(int(dist.argmin()), dist.shape[1])
-        out[i, 0], out[i, 1] = xa + col, ya + row
-    return out
+def track_handles(f0: torch.Tensor, f1: torch.Tensor, init: torch.Tensor, current: torch.Tensor, r2: int,
+                  grid=None) -> torch.Tensor:
+    """Move each handle to the cell within r2 of it whose feature best matches its initial one (L1).
+
+    All handles at once, on the device. The search window is clipped to the grid (clamped
+    cells repeat an edge cell, which cannot win over it).
+    """
+    gh, gw = grid if grid is not None else f1.shape[-2:]
+    k = 2 * r2 + 1
+    offs = torch.arange(-r2, r2 + 1, device=f1.device)
+    xs = (current[:, 0:1].long() + offs).clamp(0, gw - 1)  # [N, k]
+    ys = (current[:, 1:2].long() + offs).clamp(0, gh - 1)
+    win = _sample(f1, xs[:, None, :].expand(-1, k, -1), ys[:, :, None].expand(-1, -1, k), grid)  # [N,C,k,k]
+    ref = _sample(f0, init[:, 0, None, None].long(), init[:, 1, None, None].long(), grid)  # [N,C,1,1]
+    best = (win.float() - ref.float()).abs().sum(1).flatten(1).argmin(1)  # [N], row-major like the official
+    return torch.stack([xs.gather(1, (best % k)[:, None])[:, 0], ys.gather(1, (best // k)[:, None])[:, 0]],
+                       dim=1).to(current.dtype)
 
 
 def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottleneck: torch.Tensor,
                         handles, targets, config: DragConfig = DragConfig(),
                         outside_mask: torch.Tensor | None = None,
-                        callback: Callable[[int, int, dict], None] | None = None) -> DragResult:
+                        callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
     """Optimize the bottleneck so the decoder feature moves handles to targets.
 
-    decode(b) must return the supervision feature [1,C,H,W] (grid of the handle
-    coordinates). outside_mask, on the bottleneck grid, is 1 where content must
+    decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid`
+    (gh, gw), the supervision resolution the feature is bilinearly resized to (default: the
+    feature's own size). outside_mask, on the bottleneck grid, is 1 where content must
     stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
     callback(step, total, info) is called after each step (progress, interrupt).
     """
@@ -92,8 +113,8 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     handles = torch.as_tensor(handles, dtype=torch.float32, device=b0.device).reshape(-1, 2)
     targets = torch.as_tensor(targets, dtype=torch.float32, device=b0.device).reshape(-1, 2)
     with torch.no_grad():
-        f0 = decode(b0.to(dtype)).float()
-    _, _, fh, fw = f0.shape
+        f0 = decode(b0.to(dtype))
+    fh, fw = grid if grid is not None else f0.shape[-2:]
     limit = torch.tensor([fw - 1, fh - 1], device=b0.device, dtype=torch.float32)
     handles, targets = handles.clamp(min=0).minimum(limit), targets.clamp(min=0).minimum(limit)
     init = handles.clone()
@@ -103,16 +124,16 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     scale = 1024.0 if dtype == torch.float16 else 1.0
     losses, reached, step = [], False, 0
     for step in range(config.iterations + 1):
-        f1 = decode(b.to(dtype)).float()
+        f1 = decode(b.to(dtype))
         if step > 0:
-            handles = track_handles(f0, f1.detach(), init, handles, config.r2)
+            handles = track_handles(f0, f1.detach(), init, handles, config.r2, grid)
         dist = (targets - handles).norm(dim=1)
         if bool((dist <= config.stop_distance).all()):
             reached = True
             break
         if step == config.iterations:
             break
-        loss = alignment_loss(f1, handles, targets, config.r1, active=dist > config.stop_distance)
+        loss = alignment_loss(f1, handles, targets, config.r1, dist > config.stop_distance, grid)
         if outside_mask is not None and config.lam > 0:
             loss = loss + config.lam * ((b - b0) * outside_mask).abs().sum()
         opt.zero_grad(set_to_none=True)
@@ -121,7 +142,7 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
             b.grad.div_(scale)
         if torch.isfinite(b.grad).all():
             opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())  # read at the end: a float() here would sync every step
         if callback is not None:
-            callback(step, config.iterations, {"loss": losses[-1], "handles": handles.tolist()})
-    return DragResult(b.detach().to(dtype), handles.tolist(), step, reached, losses)
+            callback(step, config.iterations, {"loss": losses[-1]})
+    return DragResult(b.detach().to(dtype), handles.tolist(), step, reached, [float(v) for v in losses])

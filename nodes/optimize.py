@@ -94,9 +94,9 @@ class DragNoiseOptimize(io.ComfyNode):
                 keep = None
                 if mask is not None:
                     keep = outside_mask(mask, (height, width), tuple(bottleneck.shape[-2:])).to(bottleneck.device)
-                out["result"] = optimize_bottleneck(
-                    lambda b: F.interpolate(replay.decode(b), size=size, mode="bilinear"),
-                    bottleneck, handles, targets, config, keep, update)
+                # handles live on the half-resolution grid; the feature is sampled there directly
+                out["result"] = optimize_bottleneck(replay.decode, bottleneck, handles, targets, config, keep,
+                                                    update, grid=size)
             return result
 
         def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):

@@ -71,6 +71,7 @@ def test_quick_benchmark_runs_and_prints_the_table(comfy_cpu, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert saved["layout"] == "shallow" and saved["results"][0]["size"] == 64
     r = report["results"][0]
-    for key in ("unet_forward_s", "inversion_s", "dragnoise_iter_s", "dragdiffusion_iter_s", "propagation_s"):
+    for key in ("unet_forward_s", "inversion_s", "dragnoise_iter_s", "dragnoise_upsample_iter_s",
+                "dragdiffusion_iter_s", "propagation_s"):
         assert r[key] > 0 and math.isfinite(r[key]), key
     assert r["speedup"] == pytest.approx(r["dragdiffusion_iter_s"] / r["dragnoise_iter_s"])

@@ -155,3 +155,23 @@ def test_controlnet_middle_residual_is_added_on_top_of_the_injected_bottleneck(s
         with_control = patched(b + 1.0, {"middle": [residual], "input": [], "output": []})
         folded_in = patched(b + 1.0 + residual, None)
     torch.testing.assert_close(with_control, folded_in)
+
+
+def test_sampling_on_the_grid_matches_upsampling_the_feature():
+    # the official code upsamples the feature to the supervision grid every step; we sample the
+    # small feature at the matching source coordinates instead
+    torch.manual_seed(0)
+    feat = torch.randn(1, 6, 8, 10)
+    grid = (32, 40)
+    up = F.interpolate(feat, size=grid, mode="bilinear")
+    whole = torch.tensor([[0.0, 0.0], [13.0, 7.0], [39.0, 31.0], [21.0, 30.0]])
+    torch.testing.assert_close(sample_patches(feat, whole, 2, grid), sample_patches(up, whole, 2), rtol=1e-5, atol=1e-5)
+    # a unit step lands between cells: there we take the feature's own bilinear value, the official
+    # code a bilinear value of the upsampled map; they agree inside a feature cell, not across one
+    between = whole[1:2] + torch.tensor([[0.6, -0.3]])
+    diff = (sample_patches(feat, between, 1, grid) - sample_patches(up, between, 1)).abs()
+    assert (diff < 1e-5).float().mean() > 0.3 and diff.mean() < 0.1 * feat.std()
+    init, cur = torch.tensor([[13.0, 7.0], [39.0, 31.0]]), torch.tensor([[15.0, 9.0], [37.0, 30.0]])
+    shifted = torch.roll(feat, shifts=(1, 1), dims=(2, 3))
+    assert torch.equal(track_handles(feat, shifted, init, cur, 3, grid),
+                       track_handles(up, F.interpolate(shifted, size=grid, mode="bilinear"), init, cur, 3))
