@@ -5,8 +5,10 @@ from .inversion import DragNoiseInversion
 from .optimize import DragNoiseOptimize
 from .points import DragNoisePoints
 from .propagation import DragNoisePropagation
+from .toy import DragNoiseToyModelLoader, DragNoiseToyScene
 
-NODES = [DragNoiseInversion, DragNoisePoints, DragNoiseOptimize, DragNoisePropagation]
+NODES = [DragNoiseInversion, DragNoisePoints, DragNoiseOptimize, DragNoisePropagation, DragNoiseToyModelLoader,
+         DragNoiseToyScene]
 
 
 class DragNoiseExtension(ComfyExtension):

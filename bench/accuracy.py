@@ -1,0 +1,259 @@
+"""Drag accuracy of DragNoise vs the DragDiffusion-style baseline on the toy model (dragnoise_toy).
+
+    python bench/accuracy.py [--cases 60] [--seed 0] [--steps 50 --inversion-steps 35] [--iterations 60]
+                             [--json out.json] [--save-images dir]
+
+A fixed seeded set of drag cases (dragnoise_toy.data.drag_cases: flat shapes, single pairs, two
+shapes dragged at once, two pairs on one shape, every third case with an editable mask) runs
+through both methods on the same trained toy model, in-process and on the engine's functions
+(the nodes' path without the server): TAESD encode -> DDIM inversion to the editing step ->
+optimization -> denoising -> TAESD decode. Shapes are found in the output by colour.
+
+Per method: drag error = distance between the dragged shape's centroid shift and the drag vector
+(before the edit it is the drag length), success = error <= drag length / 4, PSNR outside the
+moved shapes (old and new place) against the input, optimization iterations used, seconds.
+"Reconstruction" is the same inversion + denoising with no optimization (the model's own fidelity).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from bench.comfy_env import import_comfy  # noqa: E402
+from bench.metrics import psnr, score_drag  # noqa: E402
+
+METHODS = ("reconstruction", "dragnoise", "dragdiffusion")
+
+
+class Toy:
+    """The toy model loaded the way the loader node loads it, and the pipeline pieces around it."""
+
+    def __init__(self, steps: int, inversion_steps: int):
+        import comfy.samplers
+        from dragnoise_toy import model as M
+        from comfy.taesd.taesd import TAESD
+        self.patcher = M.load_unet_patcher()
+        self.bm = self.patcher.model
+        self.unet = self.bm.diffusion_model
+        self.ms = self.bm.model_sampling
+        sd = M.taesd_state_dict()
+        self.taesd = TAESD()
+        self.taesd.load_state_dict({k: v.float() for k, v in sd.items()})
+        self.taesd.eval()
+        self.ctx = M.constant_context()
+        self.steps, self.inverted = steps, inversion_steps
+        self.sched = [float(s) for s in comfy.samplers.calculate_sigmas(self.ms, "ddim_uniform", steps)]
+        self.start = steps - inversion_steps
+        self.sigma = self.sched[self.start]
+
+    @torch.no_grad()
+    def encode(self, img: np.ndarray) -> torch.Tensor:  # [H,W,3] in [0,1] -> UNet-space latent
+        return self.taesd.taesd_encoder(torch.from_numpy(img).permute(2, 0, 1)[None].float())
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> np.ndarray:
+        return self.taesd.taesd_decoder(z.float()).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+
+    def denoise(self, x, s, to=None):
+        return self.bm.apply_model(x, torch.full((1,), s), c_crossattn=self.ctx, transformer_options=to or {})
+
+    def unet_input(self, x, s):
+        return x / (1 + s ** 2) ** 0.5, self.ms.timestep(torch.tensor([s]))
+
+    def invert(self, z):
+        from dragnoise import ddim_invert, inversion_sigmas
+        path = inversion_sigmas(self.sched, self.inverted, float(self.ms.sigma_min))
+        with torch.inference_mode():
+            return ddim_invert(self.denoise, z, path)
+
+    def sample(self, xt, to=None):
+        """DDIM (ComfyUI's ddim = Euler in sigma space) from the editing step to the end."""
+        x = xt
+        with torch.inference_mode():
+            for i in range(self.start, self.steps):
+                s, s1 = self.sched[i], self.sched[i + 1]
+                d = self.denoise(x, s, {**to, "sigmas": torch.tensor([s])} if to else None)
+                x = d + (x - d) / s * s1 if s1 > 0 else d
+        return x
+
+
+def editable_grid(mask: np.ndarray | None, hw) -> torch.Tensor | None:
+    """1 where the (pixel) editable mask touches a cell of grid hw (as the optimize node does)."""
+    if mask is None:
+        return None
+    return F.adaptive_max_pool2d(torch.from_numpy(mask)[None, None], hw)
+
+
+def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid):
+    from dragnoise import DecoderReplay, PropagationWindow, optimize_bottleneck
+    replay = DecoderReplay(toy.unet)
+    x_in, t_in = toy.unet_input(xt, toy.sigma)
+    with torch.inference_mode():
+        toy.unet(x_in, t_in, toy.ctx, transformer_options=replay.recording_options({}, toy.ctx, None))
+    with torch.inference_mode(False), torch.enable_grad():
+        replay.prepare()
+        b = replay.bottleneck
+        keep = None if mask is None else 1 - editable_grid(mask, tuple(b.shape[-2:]))
+        r = optimize_bottleneck(lambda v: F.interpolate(replay.decode(v), size=grid, mode="bilinear"),
+                                b, handles, targets, config, keep)
+    window = PropagationWindow(r.bottleneck, toy.sched[toy.start], toy.sched[toy.steps - 1])
+    to = {"patches": {"output_block_patch": [window.output_block_patch]},
+          "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
+    return toy.sample(xt, to), r.iterations, r.handles
+
+
+def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid, params):
+    from bench.dragdiffusion import FullUNet, optimize_latent
+    s, s_prev = toy.sigma, toy.sched[toy.start + 1]
+    abar, abar_prev = 1 / (1 + s ** 2), 1 / (1 + s_prev ** 2)
+    _, t_in = toy.unet_input(xt, s)
+    with torch.inference_mode(False), torch.enable_grad():
+        full = FullUNet(toy.unet, toy.ctx, t_in, params=params)
+        editable = editable_grid(mask, tuple(xt.shape[-2:]))
+        r = optimize_latent(full, (xt * abar ** 0.5).float(), handles, targets, grid, abar, abar_prev, config, editable)
+    return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles
+
+
+def score_case(case, image_in, image_out) -> dict:
+    """Per moved shape: centroid shift vs drag; PSNR outside every moved shape (before, after, expected)."""
+    from dragnoise_toy.data import shape_mask
+    scene = case.scene
+    expected = case.expected()
+    errs, lengths, lost = [], [], 0
+    outside = np.ones(image_in.shape[:2], np.float32)
+    for i, d in zip(case.moved, case.drags):
+        before = shape_mask(image_in, scene, i)
+        after = shape_mask(image_out, scene, i)
+        want = expected.shapes[i].mask(scene.size) > 0
+        outside *= (1 - np.maximum(np.maximum(before, after), want))
+        length = math.hypot(*d)
+        if after.sum() < 0.25 * before.sum():  # the shape is (mostly) gone: no position to measure
+            errs.append(length)
+            lost += 1
+        else:
+            errs.append(score_drag(before, after, d).error)
+        lengths.append(length)
+    p = psnr(image_in, image_out, outside) if outside.sum() > 0 else float("nan")
+    return {"error": float(np.mean(errs)), "drag_length": float(np.mean(lengths)),
+            "success": all(e <= ln / 4 for e, ln in zip(errs, lengths)), "lost": lost,
+            "psnr_outside": p, "psnr_outside_finite": p if math.isfinite(p) else 99.0}
+
+
+def summarize(rows: list[dict]) -> dict:
+    mean = lambda k: statistics.fmean(r[k] for r in rows)  # noqa: E731
+    return {"cases": len(rows), "drag_length": mean("drag_length"), "mean_error": mean("error"),
+            "mean_relative_error": statistics.fmean(r["error"] / r["drag_length"] for r in rows),
+            "success_rate": mean("success"), "lost_shapes": sum(r["lost"] for r in rows),
+            "mean_psnr_outside": mean("psnr_outside_finite"), "mean_iterations": mean("iterations"),
+            "mean_opt_seconds": mean("opt_seconds"), "mean_total_seconds": mean("total_seconds")}
+
+
+def table(summary: dict) -> str:
+    rows = ["| method | cases | drag length (px) | centroid error before -> after (px) | within 1/4 drag | "
+            "lost shapes | PSNR outside (dB) | iterations | opt. s | total s / case |", "|" + "---|" * 10]
+    for m, s in summary.items():
+        rows.append(f"| {m} | {s['cases']} | {s['drag_length']:.1f} | {s['drag_length']:.1f} -> {s['mean_error']:.1f} "
+                    f"({100 * s['mean_relative_error']:.0f}% of length) | {100 * s['success_rate']:.0f}% | "
+                    f"{s['lost_shapes']} | {s['mean_psnr_outside']:.1f} | {s['mean_iterations']:.1f} | "
+                    f"{s['mean_opt_seconds']:.2f} | {s['mean_total_seconds']:.2f} |")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--inversion-steps", type=int, default=35)
+    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--lr", type=float, default=0.01, help="DragNoise lr (official UI 0.01)")
+    ap.add_argument("--dd-lr", type=float, default=0.01, help="DragDiffusion latent lr (official 0.01)")
+    ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--json")
+    ap.add_argument("--save-images", help="write input | expected | each method's output per case here")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    import_comfy("cpu")
+    from bench.dragdiffusion import grad_safe_params
+    from dragnoise import DragConfig
+    from dragnoise_toy.data import drag_cases
+
+    toy = Toy(a.steps, a.inversion_steps)
+    params = grad_safe_params(toy.unet)
+    methods = a.methods.split(",")
+    cases = drag_cases(a.cases, a.seed)
+    results = {m: [] for m in methods}
+    per_case = []
+    for k, case in enumerate(cases):
+        img = case.scene.render()
+        size = case.scene.size
+        grid = (size // 2, size // 2)  # supervision grid: half the image, as the node
+        handles = [[p["handle"][0] * 0.5, p["handle"][1] * 0.5] for p in case.pairs]
+        targets = [[p["target"][0] * 0.5, p["target"][1] * 0.5] for p in case.pairs]
+        mask = case.mask_array()
+        row = {"name": case.name, "pairs": case.pairs, "drags": case.drags, "mask": case.mask}
+        outs = [img, case.expected().render()]
+        for m in methods:
+            t0 = time.perf_counter()
+            xt = toy.invert(toy.encode(img))
+            t1 = time.perf_counter()
+            its, final = 0, None
+            if m == "reconstruction":
+                x = toy.sample(xt)
+            elif m == "dragnoise":
+                x, its, final = run_dragnoise(toy, xt, handles, targets,
+                                              DragConfig(iterations=a.iterations, lr=a.lr, lam=a.lam), mask, grid)
+            else:
+                x, its, final = run_dragdiffusion(toy, xt, handles, targets,
+                                                  DragConfig(iterations=a.iterations, lr=a.dd_lr, lam=a.lam),
+                                                  mask, grid, params)
+            t_opt = time.perf_counter() - t1
+            out = toy.decode(x)
+            s = score_case(case, img, out)
+            s.update(iterations=its, opt_seconds=t_opt if m != "reconstruction" else 0.0,
+                     total_seconds=time.perf_counter() - t0, tracked_handles=final)
+            results[m].append(s)
+            row[m] = s
+            outs.append(out)
+        per_case.append(row)
+        print(f"[{k + 1}/{len(cases)}] {case.name}: " + ", ".join(
+            f"{m} err {row[m]['error']:.1f}/{row[m]['drag_length']:.1f} psnr {row[m]['psnr_outside']:.1f}"
+            for m in methods), file=sys.stderr, flush=True)
+        if a.save_images:
+            from PIL import Image
+            Path(a.save_images).mkdir(parents=True, exist_ok=True)
+            Image.fromarray((np.concatenate(outs, 1) * 255).round().astype(np.uint8)).save(
+                Path(a.save_images) / f"{case.name}.png")
+    summary = {m: summarize(results[m]) for m in methods}
+    import comfy.ldm.modules.attention as attention
+    report = {"command": " ".join(["bench/accuracy.py"] + (argv if argv is not None else sys.argv[1:])),
+              "machine": f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads",
+              "attention": attention.optimized_attention.__name__, "torch": torch.__version__,
+              "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations,
+              "summary": summary, "cases": per_case}
+    print(table(summary))
+    print()
+    print(json.dumps(summary, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Train the toy model (deterministic, seeded; CPU, 2 threads). Writes dragnoise_toy/weights/*.safetensors.
+
+    python -m dragnoise_toy.train [--decoder-steps 150] [--unet-steps 600]
+
+1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
+   starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes.
+2. UNet (SD1.5 layout, reduced width): eps-prediction on the latents of toy scenes with the SD1.5
+   schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def import_comfy():
+    import os
+    comfy = Path(os.environ.get("COMFYUI_PATH") or ROOT / ".host" / "ComfyUI").resolve()
+    if str(comfy) not in sys.path:
+        sys.path.append(str(comfy))
+    argv, sys.argv = sys.argv, [sys.argv[0], "--cpu"]
+    import comfy.options
+    comfy.options.enable_args_parsing()
+    import comfy.cli_args  # noqa: F401
+    sys.argv = argv
+
+
+def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
+    from .data import random_scene
+    rng = np.random.default_rng(seed)
+    imgs = np.stack([random_scene(rng, size).render(ss=2) for _ in range(n)])
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+
+
+def sd15_alphas_cumprod() -> torch.Tensor:
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    return torch.cumprod(1 - betas, 0).float()
+
+
+def train_decoder(taesd, pool, steps, batch, seed, log):
+    from .model import mean_colour_latent
+    g = torch.Generator().manual_seed(seed)
+    dec = taesd.taesd_decoder
+    opt = torch.optim.Adam(dec.parameters(), lr=5e-4)
+    loss_v = None
+    for step in range(steps):
+        idx = torch.randint(len(pool), (batch,), generator=g)
+        ox, oy = (int(v) * 8 for v in torch.randint(0, 9, (2,), generator=g))
+        x = pool[idx][..., oy:oy + 64, ox:ox + 64]
+        z = mean_colour_latent(x)
+        loss = (dec(z) - x).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss_v = loss.item() if loss_v is None else 0.9 * loss_v + 0.1 * loss.item()
+        if step % 25 == 0 or step == steps - 1:
+            log(f"decoder step {step} L1 {loss.item():.4f} (ema {loss_v:.4f})")
+    return loss_v
+
+
+def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000):
+    from .model import constant_context
+    g = torch.Generator().manual_seed(seed)
+    ac = sd15_alphas_cumprod()
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    ctx = constant_context(batch)
+    warm = 20
+    loss_v = None
+    for step in range(steps):
+        for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
+            pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        idx = torch.randint(len(latents), (batch,), generator=g)
+        x0 = latents[idx]
+        flip = torch.rand(batch, generator=g) < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+        t = torch.randint(0, t_max, (batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = ac[t][:, None, None, None]
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        loss = torch.nn.functional.mse_loss(unet(xt, t.float(), ctx), noise)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"unet step {step} loss {loss.item():.4f} (ema {loss_v:.4f})")
+    return loss_v
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--decoder-steps", type=int, default=100)
+    ap.add_argument("--decoder-batch", type=int, default=8)
+    ap.add_argument("--unet-steps", type=int, default=800)
+    ap.add_argument("--unet-batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--scenes", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared 2-core machine 2 threads ran 2-5x slower than 1)")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "weights"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    import_comfy()
+    import safetensors.torch
+    from . import model as M
+
+    t0 = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
+    pool = scene_pool(a.scenes, a.seed)
+    log(f"{len(pool)} scenes rendered")
+    taesd = M.analytic_taesd(a.seed)
+    taesd.taesd_encoder.requires_grad_(False)
+    dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
+    t_dec = time.perf_counter() - t0
+    with torch.no_grad():
+        latents = M.mean_colour_latent(pool)
+    log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
+    unet = M.init_unet_(M.build_unet(), a.seed + 2)
+    unet_loss = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log)
+    total = time.perf_counter() - t0
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    half = lambda sd: {k: v.detach().to(torch.float16).contiguous() for k, v in sd.items()}  # noqa: E731
+    safetensors.torch.save_file(half(taesd.taesd_encoder.state_dict()), str(out / M.ENCODER_FILE))
+    safetensors.torch.save_file(half(taesd.taesd_decoder.state_dict()), str(out / M.DECODER_FILE))
+    safetensors.torch.save_file(half(unet.state_dict()), str(out / M.UNET_FILE))
+    info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "args": vars(a), "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss,
+            "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
+            "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
+            "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}
+    (out / "train_log.json").write_text(json.dumps(info, indent=1) + "\n")
+    log(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

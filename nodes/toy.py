@@ -1,0 +1,48 @@
+"""Demo/testing nodes: a tiny trained model (no SD weights needed) and seeded toy scenes to drag."""
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..dragnoise_toy import model as toy_model
+from ..dragnoise_toy.data import random_scene
+
+CATEGORY = "DragNoise/demo (testing)"
+
+
+class DragNoiseToyModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DragNoiseToyModelLoader",
+            display_name="DragNoise Toy Model Loader",
+            category=CATEGORY,
+            description="A tiny SD1.5-layout UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
+                        "the constant conditioning they were trained with: runs a drag anywhere, no SD weights.",
+            inputs=[],
+            outputs=[io.Model.Output(), io.Vae.Output(),
+                     io.Conditioning.Output("positive", tooltip="The model's only conditioning; wire it into "
+                                            "positive and negative (cfg 1.0).")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(toy_model.load_unet_patcher(), toy_model.load_vae(), toy_model.positive_conditioning())
+
+
+class DragNoiseToyScene(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="DragNoiseToyScene",
+            display_name="DragNoise Toy Scene",
+            category=CATEGORY,
+            description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training data.",
+            inputs=[io.Int.Input("seed", default=3, min=0, max=2 ** 31 - 1),
+                    io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def execute(cls, seed, size) -> io.NodeOutput:
+        img = random_scene(np.random.default_rng(seed), size).render()
+        return io.NodeOutput(torch.from_numpy(img)[None])
