@@ -213,14 +213,14 @@ def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeat
             replay.prepare()  # grad-safe copies of the replayed blocks' weights and recorded tensors
         out["dragnoise_weight_copy_mb"] = mem.peak / 2 ** 20
         clock = StepClock(device)
-        with PeakMemory(device) as mem:
+        with PeakMemory(device) as mem, replay:
             r = optimize_bottleneck(replay.decode, replay.bottleneck, handles, targets, cfg, keep, clock, grid=grid)
         out["dragnoise_iter_s"] = clock.per_step()
         out["dragnoise_peak_mb"] = mem.peak / 2 ** 20
         out["dragnoise_final_handles"] = r.handles
         # the same method as the official code runs it: the feature upsampled to the grid every step
         clock = StepClock(device)
-        with PeakMemory(device) as mem:
+        with PeakMemory(device) as mem, replay:
             optimize_bottleneck(lambda b: F.interpolate(replay.decode(b), size=grid, mode="bilinear"),
                                 replay.bottleneck, handles, targets, cfg, keep, clock)
         out["dragnoise_upsample_iter_s"] = clock.per_step()

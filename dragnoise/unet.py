@@ -41,8 +41,13 @@ def feature_block_index(unet, level: int = 3) -> int:
 
 def _grad_safe(t):
     # Host weights and activations may be inference tensors (created under
-    # torch.inference_mode); autograd refuses to save those, so copy them.
-    return t.clone() if isinstance(t, torch.Tensor) and t.is_inference() else t
+    # torch.inference_mode); autograd refuses to save those, so copy them. A weight
+    # that asks for grad is detached so nothing accumulates into the user's model.
+    if not isinstance(t, torch.Tensor):
+        return t
+    if t.is_inference():
+        return t.clone()
+    return t.detach() if t.requires_grad else t
 
 
 class DecoderReplay:
@@ -60,6 +65,8 @@ class DecoderReplay:
         self.options = None
         self.user_output_patches = []
         self._params = None
+        self._swaps = []
+        self._swapped = False
 
     # --- recording, inside the host's forward -------------------------------------------------
     def _capture_emb(self, emb, model_channels, transformer_options):
@@ -104,14 +111,41 @@ class DecoderReplay:
         """Make recorded tensors and the replayed blocks' weights safe for autograd."""
         if self._params is None:
             self._params = []
+            self._swaps = []
             for block in self.unet.output_blocks[: self.index + 1]:
                 self._params.append({n: _grad_safe(p) for n, p in
                                      list(block.named_parameters()) + list(block.named_buffers())})
+                for name, module in block.named_modules():
+                    for store in (module._parameters, module._buffers):
+                        for key, t in store.items():
+                            if t is None:
+                                continue
+                            full = f"{name}.{key}" if name else key
+                            safe = self._params[-1][full]
+                            if safe is not t:
+                                new = torch.nn.Parameter(safe, requires_grad=False) if store is module._parameters else safe
+                                self._swaps.append((store, key, t, new))
             self.skips = {k: _grad_safe(v) for k, v in self.skips.items()}
             self.emb = _grad_safe(self.emb)
             self.context = _grad_safe(self.context)
             self.ctrl_mid = _grad_safe(self.ctrl_mid)
         return self
+
+    def __enter__(self):
+        """Within `with replay:` the replayed blocks hold the grad-safe weights, so decode() calls
+        them directly; torch.func.functional_call swaps every weight on each call, which costs
+        more than the kernels on a GPU. The originals are back on exit, whatever happens."""
+        self.prepare()
+        for store, key, _, new in self._swaps:
+            store[key] = new
+        self._swapped = True
+        return self
+
+    def __exit__(self, *exc):
+        for store, key, original, _ in self._swaps:
+            store[key] = original
+        self._swapped = False
+        return False
 
     def decode(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """Output of output block `index` for the given bottleneck."""
@@ -126,6 +160,7 @@ class DecoderReplay:
                 h, hsp = p(h, hsp, options)
             h = torch.cat([h, hsp], dim=1)
             nxt = self.skips.get(i + 1)
-            h = functional_call(self.unet.output_blocks[i], self._params[i],
-                                (h, self.emb, self.context, options, None if nxt is None else nxt.shape))
+            args = (h, self.emb, self.context, options, None if nxt is None else nxt.shape)
+            block = self.unet.output_blocks[i]
+            h = block(*args) if self._swapped else functional_call(block, self._params[i], args)
         return h

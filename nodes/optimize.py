@@ -87,8 +87,8 @@ class DragNoiseOptimize(io.ComfyNode):
             replay = DecoderReplay(executor.class_obj)
             result = executor(x, timesteps, context, y, control,
                               replay.recording_options(transformer_options, context, control), **kwargs)
-            with torch.inference_mode(False), torch.enable_grad():
-                replay.prepare()
+            # `with replay`: the replayed blocks hold grad-safe weight copies until the loop ends
+            with torch.inference_mode(False), torch.enable_grad(), replay:
                 size = (height // 2, width // 2)
                 bottleneck = replay.bottleneck
                 keep = None

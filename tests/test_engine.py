@@ -175,3 +175,20 @@ def test_sampling_on_the_grid_matches_upsampling_the_feature():
     shifted = torch.roll(feat, shifts=(1, 1), dims=(2, 3))
     assert torch.equal(track_handles(feat, shifted, init, cur, 3, grid),
                        track_handles(up, F.interpolate(shifted, size=grid, mode="bilinear"), init, cur, 3))
+
+
+def test_replay_swaps_in_grad_safe_weights_only_inside_its_context(setup):
+    bm, ms, ctx, sched, _ = setup
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(8)) * sched[15]
+    replay = record(bm, ms, ctx, x, sched[15])
+    w = bm.diffusion_model.output_blocks[0][0].in_layers[2].weight
+    with torch.inference_mode(False), torch.enable_grad():
+        b = replay.bottleneck.clone().requires_grad_(True)
+        plain = replay.decode(b)  # functional_call path
+        with replay:
+            assert bm.diffusion_model.output_blocks[0][0].in_layers[2].weight is not w
+            swapped = replay.decode(b)
+            swapped.abs().sum().backward()
+    assert bm.diffusion_model.output_blocks[0][0].in_layers[2].weight is w and w.is_inference()
+    torch.testing.assert_close(plain, swapped)
+    assert b.grad.abs().sum() > 0
