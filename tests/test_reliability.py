@@ -356,7 +356,8 @@ def test_interrupt_stops_quickly_and_leaves_nothing_behind(rserver, stage, node)
         pid = body["prompt_id"]
         at = events.wait_progress(pid, node, 3)
         t0 = time.time()
-        assert rserver.post("/interrupt", {})[0] == 200
+        assert rserver.post("/interrupt", {})[0] == 200  # the flag is set before the reply
+        seen = max(events.progress(pid, node))  # websocket messages may lag the loop a little
         entry = rserver.wait(pid, timeout=120)
         stopped_in = time.time() - t0
         last = max(events.progress(pid, node))
@@ -365,8 +366,9 @@ def test_interrupt_stops_quickly_and_leaves_nothing_behind(rserver, stage, node)
     assert messages(entry, "execution_interrupted"), entry["status"]
     assert messages(entry, "execution_interrupted")[0]["node_id"] == node
     assert "save" not in entry.get("outputs", {})
-    # progress is reported once per step, after the interrupt check: at most a few more steps ran
-    assert last <= at + 3, f"{stage} ran {last - at} steps after the interrupt"
+    # the interrupt flag is checked once per step: at most the step in progress, plus a few steps of
+    # websocket lag, ran after the interrupt (of hundreds asked for)
+    assert last <= seen + 5, f"{stage} ran {last - seen} steps after the interrupt"
     assert stopped_in < 15, f"took {stopped_in:.1f}s to stop"
     OUTCOMES.append((f"interrupt during {stage}", "execution_interrupted",
                      f"at step {at}, stopped by step {last} of {events_max(long, stage)} in {stopped_in:.2f}s"))
