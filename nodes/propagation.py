@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..dragnoise import PropagationWindow
-from .bridge import BottleneckType, DragNoiseInputError, with_diffusion_wrapper
+from .bridge import BottleneckType, DragNoiseInputError, require_unet, with_diffusion_wrapper
 
 
 class DragNoisePropagation(io.ComfyNode):
@@ -25,6 +25,7 @@ class DragNoisePropagation(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, bottleneck, end_step) -> io.NodeOutput:
+        require_unet(model)  # a DiT would never call the bottleneck patch: the drag would silently vanish
         steps, inverted = bottleneck["steps"], bottleneck["inversion_steps"]
         if end_step >= inverted:
             raise DragNoiseInputError(f"end_step ({end_step}) must be below the inverted steps ({inverted}), "
