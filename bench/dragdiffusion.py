@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from dragnoise import DragConfig, feature_block_index
+from dragnoise.unet import GradSafeWeights
 from dragnoise.optimize import alignment_loss, track_handles
 
 
@@ -29,14 +29,31 @@ def grad_safe_params(module: torch.nn.Module) -> dict:
 
 
 class FullUNet:
-    """Whole-UNet forward with autograd, returning (eps, decoder feature at `level`)."""
+    """Whole-UNet forward with autograd, returning (eps, decoder feature at `level`).
+
+    Use inside `with full:`, which swaps grad-safe weight copies into the UNet for the
+    loop (the same mechanism as the DragNoise replay, so neither side pays a per-call
+    re-parametrization the other does not).
+    """
 
     def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3, params=None):
+        # params: accepted for older callers; the weights now come from GradSafeWeights
         self.unet = unet
         self.index = feature_block_index(unet, level)
-        self.params = params if params is not None else grad_safe_params(unet)
+        self.weights = GradSafeWeights([unet])
         self.context = context.clone() if context.is_inference() else context
         self.timestep = timestep.clone() if timestep.is_inference() else timestep
+
+    def __enter__(self):
+        self.weights.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.weights.__exit__(*exc)
+
+    @property
+    def dtype(self):
+        return next(self.unet.parameters()).dtype
 
     def __call__(self, z: torch.Tensor):
         grabbed = {}
@@ -46,8 +63,7 @@ class FullUNet:
                 grabbed["feature"] = h
             return h, hsp
         options = {"patches": {"output_block_patch": [grab]}}
-        eps = functional_call(self.unet, self.params, (z, self.timestep, self.context),
-                              {"transformer_options": options})
+        eps = self.unet(z, self.timestep, self.context, transformer_options=options)
         return eps, grabbed["feature"]
 
 
@@ -66,7 +82,7 @@ def ddim_step(z: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float)
     return abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
 
 
-def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
+def _optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
                     abar: float, abar_prev: float, config: DragConfig = DragConfig(),
                     editable: torch.Tensor | None = None,
                     callback: Callable[[int, int, dict], None] | None = None) -> LatentDragResult:
@@ -76,7 +92,7 @@ def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature
     image, as in both official codes); editable (latent grid, 1 = may change)
     enables the mask term lam * |(z_{t-1} - z0_{t-1}) * (1 - M)|_1.
     """
-    dtype = next(iter(unet.params.values())).dtype
+    dtype = unet.dtype
     z0 = z_t.detach().float()
     handles = torch.as_tensor(handles, dtype=torch.float32, device=z0.device).reshape(-1, 2)
     targets = torch.as_tensor(targets, dtype=torch.float32, device=z0.device).reshape(-1, 2)
@@ -115,3 +131,12 @@ def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature
         if callback is not None:
             callback(step, config.iterations, {"loss": losses[-1], "handles": handles.tolist()})
     return LatentDragResult(z.detach(), handles.tolist(), step, reached, losses)
+
+
+def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
+                    abar: float, abar_prev: float, config: DragConfig = DragConfig(),
+                    editable: torch.Tensor | None = None,
+                    callback: Callable[[int, int, dict], None] | None = None) -> LatentDragResult:
+    """DragDiffusion's loop (see _optimize_latent), with the UNet's grad-safe weights swapped in."""
+    with unet:
+        return _optimize_latent(unet, z_t, handles, targets, feature_size, abar, abar_prev, config, editable, callback)

@@ -155,7 +155,7 @@ def drag_points(grid_w: int, grid_h: int):
 
 def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeats: int, log) -> dict:
     import comfy.samplers
-    from bench.dragdiffusion import FullUNet, grad_safe_params, optimize_latent
+    from bench.dragdiffusion import FullUNet, optimize_latent
     from dragnoise import DecoderReplay, DragConfig, PropagationWindow, ddim_invert, inversion_sigmas, optimize_bottleneck
     import torch.nn.functional as F
 
@@ -232,7 +232,7 @@ def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeat
     abar, abar_prev = 1 / (1 + sigma ** 2), 1 / (1 + sched[start + 1] ** 2)
     with torch.inference_mode(False), torch.enable_grad():
         with PeakMemory(device) as mem:
-            full = FullUNet(unet, ctx, t_in, params=grad_safe_params(unet))
+            full = FullUNet(unet, ctx, t_in)  # grad-safe weight copies, swapped in per optimization
         out["dragdiffusion_weight_copy_mb"] = mem.peak / 2 ** 20
         editable = F.interpolate(1 - keep, size=(lat, lat), mode="nearest")
         clock = StepClock(device)

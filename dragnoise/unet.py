@@ -8,7 +8,6 @@ re-runs only output blocks 0..k (bottleneck -> third decoder layer).
 from __future__ import annotations
 
 import torch
-from torch.func import functional_call
 
 
 class NotAUNetError(ValueError):
@@ -50,6 +49,39 @@ def _grad_safe(t):
     return t.detach() if t.requires_grad else t
 
 
+class GradSafeWeights:
+    """Context manager: the modules hold grad-safe copies of their weights inside, originals after.
+
+    Copies are made once; entering swaps them into the parameter slots (restored on exit, also on
+    an exception). Calling the modules directly then costs nothing extra per call, unlike
+    torch.func.functional_call, which re-parametrizes every weight on each call.
+    """
+
+    def __init__(self, modules):
+        self.swaps = []
+        for module in modules:
+            for sub in module.modules():
+                for store in (sub._parameters, sub._buffers):
+                    for key, t in store.items():
+                        safe = _grad_safe(t)
+                        if safe is not t:
+                            new = torch.nn.Parameter(safe, requires_grad=False) if store is sub._parameters else safe
+                            self.swaps.append((store, key, t, new))
+        self.active = False
+
+    def __enter__(self):
+        for store, key, _, new in self.swaps:
+            store[key] = new
+        self.active = True
+        return self
+
+    def __exit__(self, *exc):
+        for store, key, original, _ in self.swaps:
+            store[key] = original
+        self.active = False
+        return False
+
+
 class DecoderReplay:
     """Records one UNet forward and replays bottleneck -> decoder feature differentiably."""
 
@@ -64,9 +96,7 @@ class DecoderReplay:
         self.context = None
         self.options = None
         self.user_output_patches = []
-        self._params = None
-        self._swaps = []
-        self._swapped = False
+        self._weights = None
 
     # --- recording, inside the host's forward -------------------------------------------------
     def _capture_emb(self, emb, model_channels, transformer_options):
@@ -109,22 +139,8 @@ class DecoderReplay:
     # --- replay, with autograd ------------------------------------------------------------------
     def prepare(self):
         """Make recorded tensors and the replayed blocks' weights safe for autograd."""
-        if self._params is None:
-            self._params = []
-            self._swaps = []
-            for block in self.unet.output_blocks[: self.index + 1]:
-                self._params.append({n: _grad_safe(p) for n, p in
-                                     list(block.named_parameters()) + list(block.named_buffers())})
-                for name, module in block.named_modules():
-                    for store in (module._parameters, module._buffers):
-                        for key, t in store.items():
-                            if t is None:
-                                continue
-                            full = f"{name}.{key}" if name else key
-                            safe = self._params[-1][full]
-                            if safe is not t:
-                                new = torch.nn.Parameter(safe, requires_grad=False) if store is module._parameters else safe
-                                self._swaps.append((store, key, t, new))
+        if self._weights is None:
+            self._weights = GradSafeWeights(self.unet.output_blocks[: self.index + 1])
             self.skips = {k: _grad_safe(v) for k, v in self.skips.items()}
             self.emb = _grad_safe(self.emb)
             self.context = _grad_safe(self.context)
@@ -132,24 +148,18 @@ class DecoderReplay:
         return self
 
     def __enter__(self):
-        """Within `with replay:` the replayed blocks hold the grad-safe weights, so decode() calls
-        them directly; torch.func.functional_call swaps every weight on each call, which costs
-        more than the kernels on a GPU. The originals are back on exit, whatever happens."""
-        self.prepare()
-        for store, key, _, new in self._swaps:
-            store[key] = new
-        self._swapped = True
+        """Within `with replay:` the replayed blocks hold grad-safe weights (see GradSafeWeights)."""
+        self.prepare()._weights.__enter__()
         return self
 
     def __exit__(self, *exc):
-        for store, key, original, _ in self._swaps:
-            store[key] = original
-        self._swapped = False
-        return False
+        return self._weights.__exit__(*exc)
 
     def decode(self, bottleneck: torch.Tensor) -> torch.Tensor:
         """Output of output block `index` for the given bottleneck."""
-        self.prepare()
+        if self._weights is None or not self._weights.active:
+            with self:
+                return self.decode(bottleneck)
         h = bottleneck if self.ctrl_mid is None else bottleneck + self.ctrl_mid
         options = dict(self.options)
         for i in range(self.index + 1):
@@ -160,7 +170,5 @@ class DecoderReplay:
                 h, hsp = p(h, hsp, options)
             h = torch.cat([h, hsp], dim=1)
             nxt = self.skips.get(i + 1)
-            args = (h, self.emb, self.context, options, None if nxt is None else nxt.shape)
-            block = self.unet.output_blocks[i]
-            h = block(*args) if self._swapped else functional_call(block, self._params[i], args)
+            h = self.unet.output_blocks[i](h, self.emb, self.context, options, None if nxt is None else nxt.shape)
         return h
