@@ -1,11 +1,12 @@
-"""Train the toy model (deterministic, seeded; CPU, 2 threads). Writes dragnoise_toy/weights/*.safetensors.
+"""Train the toy model (deterministic, seeded; CPU). Writes dragnoise_toy/weights/*.safetensors.
 
-    python -m dragnoise_toy.train [--decoder-steps 150] [--unet-steps 600]
+    python -m dragnoise_toy.train [--decoder-steps 200] [--unet-steps 900] [--skip-drop 0.5] [--threads 1]
 
 1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
    starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes.
 2. UNet (SD1.5 layout, reduced width): eps-prediction on the latents of toy scenes with the SD1.5
-   schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning.
+   schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning; half the samples
+   with the decoder's skips up to DragNoise's feature layer zeroed (see train_unet).
 """
 from __future__ import annotations
 
@@ -67,8 +68,14 @@ def train_decoder(taesd, pool, steps, batch, seed, log):
     return loss_v
 
 
-def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000):
+def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5):
+    """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
+    blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
+    to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
+    (zeroing it changed the feature by 0.1%) and no bottleneck edit could move anything."""
+    from dragnoise import feature_block_index
     from .model import constant_context
+    last = feature_block_index(unet)
     g = torch.Generator().manual_seed(seed)
     ac = sd15_alphas_cumprod()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
@@ -86,7 +93,12 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000):
         noise = torch.randn(x0.shape, generator=g)
         a = ac[t][:, None, None, None]
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = torch.nn.functional.mse_loss(unet(xt, t.float(), ctx), noise)
+        keep = (torch.rand(batch, generator=g) >= skip_drop).float()[:, None, None, None]
+
+        def drop_skips(h, hsp, options):
+            return h, (hsp * keep if options["block"][1] <= last else hsp)
+        options = {"patches": {"output_block_patch": [drop_skips]}}
+        loss = torch.nn.functional.mse_loss(unet(xt, t.float(), ctx, transformer_options=options), noise)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -99,11 +111,13 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--decoder-steps", type=int, default=100)
+    ap.add_argument("--decoder-steps", type=int, default=200)
     ap.add_argument("--decoder-batch", type=int, default=8)
-    ap.add_argument("--unet-steps", type=int, default=800)
+    ap.add_argument("--unet-steps", type=int, default=900)
     ap.add_argument("--unet-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--skip-drop", type=float, default=0.5,
+                    help="share of samples trained with the skips into the decoder up to the feature layer zeroed")
     ap.add_argument("--scenes", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
@@ -130,7 +144,7 @@ def main(argv=None):
         latents = M.mean_colour_latent(pool)
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     unet = M.init_unet_(M.build_unet(), a.seed + 2)
-    unet_loss = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log)
+    unet_loss = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop)
     total = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

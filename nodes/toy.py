@@ -37,12 +37,12 @@ class DragNoiseToyScene(io.ComfyNode):
             display_name="DragNoise Toy Scene",
             category=CATEGORY,
             description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training data.",
-            inputs=[io.Int.Input("seed", default=3, min=0, max=2 ** 31 - 1),
+            inputs=[io.Int.Input("scene", default=11, min=0, max=2 ** 31 - 1, tooltip="Seed of the scene."),
                     io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
             outputs=[io.Image.Output()],
         )
 
     @classmethod
-    def execute(cls, seed, size) -> io.NodeOutput:
-        img = random_scene(np.random.default_rng(seed), size).render()
+    def execute(cls, scene, size) -> io.NodeOutput:
+        img = random_scene(np.random.default_rng(scene), size).render()
         return io.NodeOutput(torch.from_numpy(img)[None])

@@ -43,6 +43,8 @@ SPEC = {
                          ["iterations", "lr", "lam", "r1", "r2"]),
     "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("MODEL", "MODEL")],
                              ["end_step"]),
+    "DragNoiseToyModelLoader": ([], [("MODEL", "MODEL"), ("VAE", "VAE"), ("positive", "CONDITIONING")], []),
+    "DragNoiseToyScene": ([], [("IMAGE", "IMAGE")], ["scene", "size"]),
 }
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 
@@ -80,11 +82,12 @@ class Graph:
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
-def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None, pos_slot=0, neg_slot=0):
+def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None, pos_slot=0, neg_slot=0,
+              vae_slot=2, points=POINTS):
     """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
     inv = g.add("DragNoiseInversion", (x, 40), [50, 35])
     g.link(model, 0, inv, "model"); g.link(clip_pos, pos_slot, inv, "positive"); g.link(latent, 0, inv, "latent")
-    pts = g.add("DragNoisePoints", (x, 260), [POINTS], size=(420, 520))
+    pts = g.add("DragNoisePoints", (x, 260), [points], size=(420, 520))
     g.link(image, 0, pts, "image")
     opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3], size=(320, 220))
     g.link(model, 0, opt, "model"); g.link(clip_pos, pos_slot, opt, "positive")
@@ -98,7 +101,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(patch, 0, ks, "model"); g.link(clip_pos, pos_slot, ks, "positive"); g.link(clip_neg, neg_slot, ks, "negative")
     g.link(inv, 0, ks, "latent_image"); g.link(inv, 2, ks, "steps"); g.link(inv, 3, ks, "start_at_step")
     dec = g.add("VAEDecode", (x + 1180, 40))
-    g.link(ks, 0, dec, "samples"); g.link(vae, 2, dec, "vae")  # the checkpoint's VAE output
+    g.link(ks, 0, dec, "samples"); g.link(vae, vae_slot, dec, "vae")  # the checkpoint's VAE output
     save = g.add("SaveImage", (x + 1180, 160), ["dragnoise"], size=(400, 420))
     g.link(dec, 0, save, "images")
 
@@ -149,6 +152,22 @@ def generated():
     g.save("dragnoise_generated.json", "txt2img latent goes straight into the drag (no decode/encode round trip)")
 
 
+TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a yellow disc on grey
+TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
+
+
+def toy_demo():
+    """Runs anywhere: the toy model (trained on flat shapes, weights in the repo) and a seeded toy scene."""
+    g = Graph()
+    toy = g.add("DragNoiseToyModelLoader", (0, 40), [], size=(320, 120))
+    scene = g.add("DragNoiseToyScene", (0, 220), [TOY_SCENE, 128], size=(320, 110))
+    enc = g.add("VAEEncode", (400, 220))
+    g.link(scene, 0, enc, "pixels"); g.link(toy, 1, enc, "vae")
+    drag_tail(g, toy, toy, toy, toy, enc, scene, x=500, pos_slot=2, neg_slot=2, vae_slot=1, points=TOY_POINTS)
+    g.save("dragnoise_toy_demo.json", "No SD weights needed: a tiny model trained on flat shapes (DragNoise/demo "
+           "(testing) nodes). Queue to drag the shape; move the points on the canvas and queue again")
+
+
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     real_photo("dragnoise_real_photo.json", "Load Image -> VAE Encode -> DragNoise; set points on the canvas")
@@ -159,4 +178,5 @@ if __name__ == "__main__":
     real_photo("dragnoise_controlnet.json", "A Canny ControlNet on the conditioning: its middle residual is "
                "added on top of the injected bottleneck", controlnet=True)
     generated()
+    toy_demo()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")))
