@@ -14,10 +14,23 @@ class PropagationWindow:
     """
     KEY = "dragnoise_propagation"
 
-    def __init__(self, bottleneck: torch.Tensor, sigma_hi: float, sigma_lo: float, rtol: float = 1e-4):
+    def __init__(self, bottleneck: torch.Tensor, sigma_hi: float, sigma_lo: float, rtol: float = 1e-4,
+                 how_to_sample: str = "start sampling at the editing step"):
         self.bottleneck = bottleneck
+        self.sigma_edit = sigma_hi
         self.sigma_hi = sigma_hi * (1 + rtol)
         self.sigma_lo = sigma_lo * (1 - rtol)
+        self.how_to_sample = how_to_sample
+
+    def check_schedule(self, sample_sigmas) -> None:
+        """Refuse a sampler that does not start at the editing step: the inverted latent only makes
+        sense there, and a schedule that misses the window would silently drop the drag."""
+        if sample_sigmas is None or len(sample_sigmas) == 0:
+            return
+        first = float(sample_sigmas[0])
+        if abs(first - self.sigma_edit) > (self.sigma_hi - self.sigma_edit):
+            raise ValueError(f"DragNoise propagation: the sampler starts at sigma {first:.4g}, not at the editing "
+                             f"step's {self.sigma_edit:.4g}: {self.how_to_sample}")
 
     def active(self, sigmas) -> bool:
         if sigmas is None:
@@ -26,6 +39,7 @@ class PropagationWindow:
         return self.sigma_lo <= s <= self.sigma_hi
 
     def wrapper(self, executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        self.check_schedule(transformer_options.get("sample_sigmas"))
         mids = (control or {}).get("middle") or []
         state = {"on": self.active(transformer_options.get("sigmas")), "ctrl_mid": mids[-1] if mids else None}
         transformer_options = {**transformer_options, self.KEY: state}

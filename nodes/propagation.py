@@ -31,7 +31,10 @@ class DragNoisePropagation(io.ComfyNode):
             raise DragNoiseInputError(f"end_step ({end_step}) must be below the inverted steps ({inverted}), "
                                       "or the bottleneck would never be injected")
         schedule = bottleneck["schedule"]
-        window = PropagationWindow(bottleneck["bottleneck"], schedule[steps - inverted], schedule[steps - 1 - end_step])
+        hint = (f"sample the inverted latent with KSampler (Advanced): steps {steps}, scheduler ddim_uniform, "
+                f"start_at_step {steps - inverted}, add_noise disable")
+        window = PropagationWindow(bottleneck["bottleneck"], schedule[steps - inverted], schedule[steps - 1 - end_step],
+                                   how_to_sample=hint)
         m = with_diffusion_wrapper(model, PropagationWindow.KEY, window.wrapper)
         m.set_model_output_block_patch(window.output_block_patch)
         return io.NodeOutput(m)

@@ -96,3 +96,13 @@ def test_lora_fitted_with_core_training_nodes_feeds_the_drag(server):
     entry = server.run(graphs.lora_fit_prompt(DRAG, train_steps=2, batch=2, prefix="lora_fit", iterations=2))
     assert {"train", "lora", "invert", "optimize"} <= executed_nodes(entry)
     assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
+
+
+def test_sampler_not_starting_at_the_editing_step_is_named(server):
+    p = graphs.drag_prompt(DRAG, prefix="wrong_start", iterations=2)
+    p["sample"]["inputs"]["start_at_step"] = 0  # e.g. the widget left at its default instead of linked
+    code, body = server.queue(p)
+    assert code == 200
+    entry = server.wait(body["prompt_id"])
+    msg = error_of(entry)
+    assert "not at the editing step" in msg and "start_at_step 3" in msg, msg
