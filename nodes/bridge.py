@@ -6,7 +6,10 @@ conds, hooks) and cleaned up exactly as the core samplers do it.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 import comfy.model_management
 import comfy.patcher_extension
@@ -15,7 +18,7 @@ import comfy.samplers
 import comfy.utils
 from comfy_api.latest import io
 
-from ..dragnoise import NotAUNetError, feature_block_index
+from ..dragnoise import DecoderReplay, NotAUNetError, feature_block_index
 
 PointsType = io.Custom("DRAGNOISE_POINTS")
 InversionType = io.Custom("DRAGNOISE_INVERSION")
@@ -24,6 +27,23 @@ BottleneckType = io.Custom("DRAGNOISE_BOTTLENECK")
 
 class DragNoiseInputError(ValueError):
     """A user-facing problem with a node's inputs."""
+
+
+def range_problem(**checks) -> str | None:
+    """The first problem among name=(value, lo, hi), or None.
+
+    ComfyUI skips its own min/max checks for inputs a validate_inputs takes, and JSON NaN passes
+    every comparison. A value from a link is None at validation time and a non-number was already
+    reported by ComfyUI's type check: both are skipped here (execute checks again).
+    """
+    for name, (v, lo, hi) in checks.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isfinite(v):
+            return f"{name} must be a finite number, got {v}"
+        if not lo <= v <= hi:
+            return f"{name} ({v:g}) must be in [{lo:g}, {hi:g}]"
+    return None
 
 
 def progress(total: int):
@@ -85,3 +105,40 @@ def with_diffusion_wrapper(model, key: str, wrapper):
     m = model.clone()
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, wrapper)
     return m
+
+
+def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
+    """One UNet forward at `sigma` through ComfyUI sampling, recorded for replay; returns work(replay).
+
+    `work` runs inside the forward (the model is loaded and patched then), outside inference mode,
+    with the replayed blocks' grad-safe weights swapped in.
+    """
+    out = {}
+
+    def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
+        if out:  # several cond entries: the first one is optimized
+            return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
+        replay = DecoderReplay(executor.class_obj)
+        result = executor(x, timesteps, context, y, control,
+                          replay.recording_options(transformer_options, context, control), **kwargs)
+        with torch.inference_mode(False), torch.enable_grad(), replay:
+            out["result"] = work(replay)
+        return result
+
+    def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+        model_k(x, sigmas[:1].expand(x.shape[0]), **(extra_args or {}))
+        return x
+
+    run_sampler(with_diffusion_wrapper(model, "dragnoise_record", wrapper), positive, latent, [sigma, 0.0], sampler)
+    return out["result"]
+
+
+def kept_region(mask, image_hw, bottleneck_hw):
+    """1 on bottleneck cells entirely outside the editable mask (held by the mask loss), or None
+    when nothing is painted (e.g. Load Image's empty placeholder mask)."""
+    if mask is None or not bool((mask > 0.5).any()):
+        return None
+    m = mask if mask.ndim == 3 else mask[None]
+    if tuple(m.shape[-2:]) != tuple(image_hw):
+        raise DragNoiseInputError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {image_hw[1]}x{image_hw[0]}")
+    return 1.0 - F.adaptive_max_pool2d((m[:1, None] > 0.5).float(), bottleneck_hw)

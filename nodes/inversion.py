@@ -2,7 +2,8 @@
 from comfy_api.latest import io
 
 from ..dragnoise import ddim_invert, inversion_sigmas
-from .bridge import DragNoiseInputError, InversionType, ddim_sigmas, progress, require_unet, run_sampler, single_latent
+from .bridge import (DragNoiseInputError, InversionType, ddim_sigmas, progress, range_problem, require_unet,
+                     run_sampler, single_latent)
 
 
 class DragNoiseInversion(io.ComfyNode):
@@ -31,21 +32,13 @@ class DragNoiseInversion(io.ComfyNode):
 
     @staticmethod
     def check(steps, inversion_steps):
-        """The problem with these values, or None. A value from a link is None at validation time;
-        one that is not a number has already been reported by ComfyUI's own type check."""
-        steps, inversion_steps = (v if isinstance(v, int) else None for v in (steps, inversion_steps))
-        if steps is not None and not 2 <= steps <= 1000:
-            return f"steps ({steps}) must be in [2, 1000]"
-        if inversion_steps is not None and not 1 <= inversion_steps <= 1000:
-            return f"inversion_steps ({inversion_steps}) must be in [1, 1000]"
-        if steps is not None and inversion_steps is not None and inversion_steps > steps:
-            return f"inversion_steps ({inversion_steps}) must not exceed steps ({steps})"
-        return None
+        problem = range_problem(steps=(steps, 2, 1000), inversion_steps=(inversion_steps, 1, 1000))
+        if problem is None and isinstance(steps, int) and isinstance(inversion_steps, int) and inversion_steps > steps:
+            problem = f"inversion_steps ({inversion_steps}) must not exceed steps ({steps})"
+        return problem
 
     @classmethod
-    def validate_inputs(cls, steps=None, inversion_steps=None):
-        # ComfyUI skips its own min/max checks for inputs a validate_inputs takes, so the ranges are checked
-        # here (and no **kwargs: that would switch the checks off for every other input too).
+    def validate_inputs(cls, steps=None, inversion_steps=None):  # no **kwargs: ComfyUI would skip the rest
         return cls.check(steps, inversion_steps) or True
 
     @classmethod

@@ -1,24 +1,11 @@
 """Bottleneck optimization at the editing step (semantic alignment + handle tracking)."""
-import math
-
-import torch
-import torch.nn.functional as F
 from comfy_api.latest import io
 
-from ..dragnoise import DecoderReplay, DragConfig, optimize_bottleneck
-from .bridge import (BottleneckType, DragNoiseInputError, InversionType, PointsType, progress, require_unet,
-                     run_sampler, single_latent, with_diffusion_wrapper)
+from ..dragnoise import DragConfig, optimize_bottleneck
+from .bridge import (BottleneckType, DragNoiseInputError, InversionType, PointsType, kept_region, progress,
+                     range_problem, record_edit_step, require_unet, single_latent)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
-
-
-def outside_mask(mask, image_hw, bottleneck_hw):
-    """1 on bottleneck cells entirely outside the editable mask (kept by the mask loss)."""
-    m = mask if mask.ndim == 3 else mask[None]
-    if tuple(m.shape[-2:]) != image_hw:
-        raise DragNoiseInputError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {image_hw[1]}x{image_hw[0]}")
-    editable = F.adaptive_max_pool2d((m[:1, None] > 0.5).float(), bottleneck_hw)
-    return 1.0 - editable
 
 
 class DragNoiseOptimize(io.ComfyNode):
@@ -47,20 +34,10 @@ class DragNoiseOptimize(io.ComfyNode):
 
     @staticmethod
     def check(lr, lam):
-        """The problem with these values, or None. A value from a link is None at validation time."""
-        # JSON NaN passes ComfyUI's min/max checks (every comparison with NaN is false)
-        for name, v, lo, hi in (("lr", lr, 1e-5, 1.0), ("lam", lam, 0.0, 10.0)):
-            if not isinstance(v, (int, float)):  # None from a link; a word is reported by ComfyUI's type check
-                continue
-            if not math.isfinite(v):
-                return f"{name} must be a finite number, got {v}"
-            if not lo <= v <= hi:
-                return f"{name} ({v:g}) must be in [{lo:g}, {hi:g}]"
-        return None
+        return range_problem(lr=(lr, 1e-5, 1.0), lam=(lam, 0.0, 10.0))
 
     @classmethod
-    def validate_inputs(cls, lr=None, lam=None):
-        # ComfyUI skips its own min/max checks for inputs a validate_inputs takes: ranges are checked here too
+    def validate_inputs(cls, lr=None, lam=None):  # no **kwargs: that would skip ComfyUI's checks of the rest
         return cls.check(lr, lam) or True
 
     @classmethod
@@ -75,37 +52,17 @@ class DragNoiseOptimize(io.ComfyNode):
         points.validate_for(width, height)
         # supervision grid: half the image resolution, as in the official code
         handles, targets = points.scaled(0.5, 0.5)
-        if mask is not None and not bool((mask > 0.5).any()):
-            mask = None  # nothing painted (e.g. Load Image's empty placeholder): no region constraint
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         update = progress(iterations)
-        out = {}
 
-        def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
-            if out:  # several cond entries: optimize against the first only
-                return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
-            replay = DecoderReplay(executor.class_obj)
-            result = executor(x, timesteps, context, y, control,
-                              replay.recording_options(transformer_options, context, control), **kwargs)
-            # `with replay`: the replayed blocks hold grad-safe weight copies until the loop ends
-            with torch.inference_mode(False), torch.enable_grad(), replay:
-                size = (height // 2, width // 2)
-                bottleneck = replay.bottleneck
-                keep = None
-                if mask is not None:
-                    keep = outside_mask(mask, (height, width), tuple(bottleneck.shape[-2:])).to(bottleneck.device)
-                # handles live on the half-resolution grid; the feature is sampled there directly
-                out["result"] = optimize_bottleneck(replay.decode, bottleneck, handles, targets, config, keep,
-                                                    update, grid=size)
-            return result
+        def work(replay):
+            b = replay.bottleneck
+            keep = kept_region(mask, (height, width), tuple(b.shape[-2:]))
+            # the handles live on the half-resolution grid; the feature is sampled there directly
+            return optimize_bottleneck(replay.decode, b, handles, targets, config,
+                                       None if keep is None else keep.to(b.device), update, grid=(height // 2, width // 2))
 
-        def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
-            model_k(x, sigmas[:1].expand(x.shape[0]), **(extra_args or {}))
-            return x
-
-        run_sampler(with_diffusion_wrapper(model, "dragnoise_optimize", wrapper), positive, latent,
-                    [inversion["sigma"], 0.0], sampler)
-        r = out["result"]
+        r = record_edit_step(model, positive, latent, inversion["sigma"], work)
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
                       "steps": inversion["steps"], "inversion_steps": inversion["inversion_steps"],
                       "iterations": r.iterations, "reached": r.reached, "handles": r.handles}
