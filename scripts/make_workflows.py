@@ -94,7 +94,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
     if mask is not None:
         g.link(mask, 1, opt, "mask")
-    patch = g.add("DragNoisePropagation", (x + 460, 300), [0])
+    patch = g.add("DragNoisePropagation", (x + 460, 330), [0])
     g.link(model, 0, patch, "model"); g.link(opt, 0, patch, "bottleneck")
     ks = g.add("KSamplerAdvanced", (x + 820, 40),
                ["disable", 0, "fixed", 50, 1.0, "ddim", "ddim_uniform", 15, 10000, "disable"], size=(320, 340))
@@ -127,10 +127,10 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False):
     g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
     pos_out = neg_out = 0
     if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
-        cn = g.add("ControlNetLoader", (400, 600), ["control_v11p_sd15_canny.pth"])
-        edges = g.add("Canny", (400, 720), [0.4, 0.8])
+        cn = g.add("ControlNetLoader", (400, 570), ["control_v11p_sd15_canny.pth"])
+        edges = g.add("Canny", (400, 700), [0.4, 0.8])
         g.link(img, 0, edges, "image")
-        apply = g.add("ControlNetApplyAdvanced", (420, 860), [0.8, 0.0, 1.0], size=(320, 190))
+        apply = g.add("ControlNetApplyAdvanced", (400, 850), [0.8, 0.0, 1.0], size=(320, 190))
         g.link(pos, 0, apply, "positive"); g.link(neg, 0, apply, "negative")
         g.link(cn, 0, apply, "control_net"); g.link(edges, 0, apply, "image"); g.link(ckpt, 2, apply, "vae")
         pos = neg = apply

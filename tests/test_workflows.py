@@ -4,7 +4,6 @@ The frontend (headless Chromium) does the UI -> API conversion exactly as the Qu
 the prompt is then pointed at the small test models and run on the test host.
 """
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -76,11 +75,6 @@ def test_workflow_opens_converts_and_runs(page, server, path):
         return {{missing, nodes: app.graph._nodes.length, output: p.output}};
     }}""", wf)
     assert result["missing"] == [], f"{path.name}: node types unknown to the frontend: {result['missing']}"
-    if os.environ.get("DRAGNOISE_SCREENSHOTS"):  # README pictures of the graphs
-        page.set_viewport_size({"width": 1700, "height": 820})
-        page.evaluate(f"() => {{ const c = {APP}.canvas; c.ds.scale = 0.55; c.ds.offset = [30, 60]; c.setDirty(true, true); }}")
-        page.wait_for_timeout(800)
-        page.screenshot(path=str(ROOT / "docs" / "workflows" / path.with_suffix(".png").name))
     assert result["nodes"] == len(wf["nodes"])
     prompt = result["output"]
     # every link in the file survived the conversion (a broken link drops the input)
