@@ -78,3 +78,33 @@ def test_toy_drag_moves_the_shape_through_the_server(server):
         # 2x2 at 128 px, one cell per 64 px, larger than the shapes and drags); see bench/RESULTS.md.
         pytest.xfail(f"toy model: disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag} "
                      f"(centroid error {s.error:.1f} px)")
+
+
+def test_drag_cases_are_seeded_and_know_their_ground_truth():
+    from dragnoise_toy.data import drag_cases, shape_mask
+    from bench.metrics import centroid
+    a, b = drag_cases(60, seed=0), drag_cases(60, seed=0)
+    assert [c.pairs for c in a] == [c.pairs for c in b] and len(a) == 60
+    kinds = {c.name.split("_", 1)[1].replace("_mask", "") for c in a}
+    assert kinds == {"single", "two_shapes", "two_points"}
+    assert sum(c.mask is not None for c in a) >= 15 and sum(len(c.pairs) > 1 for c in a) >= 15
+    for c in a[:8]:
+        before, after = c.scene.render(), c.expected().render()
+        for i, d in zip(c.moved, c.drags):
+            (x0, y0), (x1, y1) = centroid(shape_mask(before, c.scene, i)), centroid(shape_mask(after, c.scene, i))
+            assert abs(x1 - x0 - d[0]) < 0.5 and abs(y1 - y0 - d[1]) < 0.5
+            h = c.pairs[c.moved.index(i) * (len(c.pairs) // len(c.moved))]["handle"]
+            assert shape_mask(before, c.scene, i)[h[1], h[0]] == 1  # the handle is on the shape
+
+
+def test_accuracy_bench_quick(comfy_cpu, tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "acc.json"
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy.py"), "--cases", "2", "--steps", "4",
+                        "--inversion-steps", "3", "--iterations", "2", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"reconstruction", "dragnoise", "dragdiffusion"}
+    assert report["summary"]["dragnoise"]["cases"] == 2 and "| dragnoise |" in r.stdout
