@@ -183,6 +183,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=0.01, help="DragNoise lr (official UI 0.01)")
     ap.add_argument("--dd-lr", type=float, default=0.01, help="DragDiffusion latent lr (official 0.01)")
     ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--size", type=int, default=128, help="image size (the toy model was trained at 128)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json")
@@ -197,7 +198,7 @@ def main(argv=None):
     toy = Toy(a.steps, a.inversion_steps)
     params = grad_safe_params(toy.unet)
     methods = a.methods.split(",")
-    cases = drag_cases(a.cases, a.seed)
+    cases = drag_cases(a.cases, a.seed, a.size)
     results = {m: [] for m in methods}
     per_case = []
     for k, case in enumerate(cases):
@@ -245,7 +246,8 @@ def main(argv=None):
     report = {"command": " ".join(["bench/accuracy.py"] + (argv if argv is not None else sys.argv[1:])),
               "machine": f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads",
               "attention": attention.optimized_attention.__name__, "torch": torch.__version__,
-              "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations,
+              "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations, "size": a.size,
+              "lr": a.lr, "dd_lr": a.dd_lr, "lam": a.lam,
               "summary": summary, "cases": per_case}
     print(table(summary))
     print()
