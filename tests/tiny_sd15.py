@@ -57,8 +57,9 @@ def load_model(sd: dict):
 
 
 def write_test_models(models_dir, seed: int = 0) -> dict:
-    """Write a shallow SD1.5 UNet, a TAESD VAE and a CLIP-L (all seeded random) where the core
-    loaders look: diffusion_models/, vae_approx/, text_encoders/. Returns the file names."""
+    """Write a shallow SD1.5 UNet, a TAESD VAE, a CLIP-L and a ControlNet (all seeded random) where
+    the core loaders look: diffusion_models/, vae_approx/, text_encoders/, controlnet/. Returns the
+    file names."""
     from pathlib import Path
 
     import safetensors.torch
@@ -67,7 +68,8 @@ def write_test_models(models_dir, seed: int = 0) -> dict:
     from comfy.taesd.taesd import TAESD
 
     models_dir = Path(models_dir)
-    names = {"unet": "dragnoise_tiny_sd15.safetensors", "clip": "dragnoise_tiny_clip_l.safetensors", "vae": "taesd"}
+    names = {"unet": "dragnoise_tiny_sd15.safetensors", "clip": "dragnoise_tiny_clip_l.safetensors", "vae": "taesd",
+             "controlnet": "dragnoise_tiny_controlnet.safetensors"}
     unet_path = models_dir / "diffusion_models" / names["unet"]
     if not unet_path.exists():
         unet_path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,4 +88,14 @@ def write_test_models(models_dir, seed: int = 0) -> dict:
         sd = {k[len("transformer."):]: v.to(torch.float16).contiguous()
               for k, v in clip.state_dict().items() if k.startswith("transformer.")}
         safetensors.torch.save_file(sd, str(clip_path))
+    cn_path = models_dir / "controlnet" / names["controlnet"]
+    if not cn_path.exists():  # the shallow layout as a ControlNet (nonzero zero-convs: it really steers)
+        import comfy.cldm.cldm
+        cn_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = unet_config()
+        cfg.pop("out_channels")
+        cn = seeded_init_(comfy.cldm.cldm.ControlNet(**cfg, hint_channels=3, operations=comfy.ops.disable_weight_init),
+                          seed)
+        safetensors.torch.save_file({k: v.to(torch.float16).contiguous() for k, v in cn.state_dict().items()},
+                                    str(cn_path))
     return names
