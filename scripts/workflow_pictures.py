@@ -14,7 +14,8 @@ sys.path[:0] = [str(ROOT / "tests")]
 import conftest  # noqa: E402  (ComfyUI path set-up)
 import graphs  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
-from test_widget import APP, ARGS, CHROMIUM, SETTINGS  # noqa: E402
+from conftest import ARGS, CHROMIUM  # noqa: E402
+from test_widget import APP, SETTINGS  # noqa: E402
 
 
 def main():

@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,3 +53,30 @@ def server(models_dir, tmp_path_factory):
     srv = ComfyServer(COMFY, base, models_dir)
     yield srv
     srv.stop()
+
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def unavailable(why: str):
+    """A missing browser part fails the run in CI and skips it elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the whole run (Playwright allows one sync driver at a time)."""
+    if not os.path.exists(CHROMIUM):
+        unavailable(f"chromium not found ({CHROMIUM}); run scripts/setup_host.sh --browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("python playwright is not installed (requirements-dev.txt)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()

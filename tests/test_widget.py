@@ -9,47 +9,24 @@ the points are checked as exact image pixels in the saved workflow and in the AP
 import json
 import math
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 import graphs
+from conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 LATEST = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "frontend-latest" / "comfyui_frontend_package" / "static"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OTHER_IMAGE = "dragnoise_other_size.png"
 N = graphs.SIZE
-
-
-def _unavailable(why: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(why)
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        _unavailable(f"chromium not found ({CHROMIUM}); run scripts/setup_host.sh --browser")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("python playwright is not installed (requirements-dev.txt)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")
 def server_latest(models_dir, tmp_path_factory):
     """A second ComfyUI serving the newest frontend package instead of the pinned one."""
     if not (LATEST / "index.html").is_file():
-        _unavailable(f"newest frontend not installed at {LATEST}; run scripts/setup_host.sh")
+        unavailable(f"newest frontend not installed at {LATEST}; run scripts/setup_host.sh")
     from comfy_server import ComfyServer
     from conftest import COMFY
     base = tmp_path_factory.mktemp("comfy_latest")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import graphs
-from test_widget import APP, SETTINGS, browser  # noqa: F401  (fixture)
+from test_widget import APP, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
@@ -45,7 +45,7 @@ def to_test_host(prompt: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def page(browser, server, models_dir):  # noqa: F811
+def page(browser, server, models_dir):
     import safetensors.torch
     import torch
     lora = Path(models_dir) / "loras" / "dragnoise_empty_lora.safetensors"
