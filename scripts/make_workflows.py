@@ -34,6 +34,14 @@ SPEC = {
                                  ("control_net", "CONTROL_NET"), ("image", "IMAGE"), ("vae", "VAE")],
                                 [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
                                 ["strength", "start_percent", "end_percent"]),
+    "RepeatLatentBatch": ([("samples", "LATENT")], [("LATENT", "LATENT")], ["amount"]),
+    "RebatchLatents": ([("latents", "LATENT")], [("LATENT", "LATENT")], ["batch_size"]),
+    "TrainLoraNode": ([("model", "MODEL"), ("latents", "LATENT"), ("positive", "CONDITIONING")],
+                      [("model_with_lora", "MODEL"), ("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")],
+                      ["batch_size", "grad_accumulation_steps", "steps", "learning_rate", "rank", "optimizer",
+                       "loss_function", "seed", "control_after_generate", "training_dtype", "lora_dtype", "algorithm",
+                       "gradient_checkpointing", "existing_lora"]),
+    "LoraModelLoader": ([("model", "MODEL"), ("lora", "LORA_MODEL")], [("MODEL", "MODEL")], ["strength_model"]),
     "DragNoiseInversion": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("latent", "LATENT")],
                            [("inverted_latent", "LATENT"), ("inversion", "DRAGNOISE_INVERSION"),
                             ("total_steps", "INT"), ("start_at_step", "INT")], ["steps", "inversion_steps"]),
@@ -119,12 +127,24 @@ def loaders(g, lora=False):
     return ckpt, model, pos, neg
 
 
-def real_photo(name, note, lora=False, mask=False, controlnet=False):
+def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=False):
     g = Graph()
     ckpt, model, pos, neg = loaders(g, lora)
     img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
     enc = g.add("VAEEncode", (400, 460))
     g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
+    if lora_fit:  # DragDiffusion-style fidelity: a LoRA fitted to this one image (official UI settings)
+        rep = g.add("RepeatLatentBatch", (400, 570), [4])
+        g.link(enc, 0, rep, "samples")
+        # a list of latents: 0.3.75's TrainLoraNode fails on a single latent tensor
+        split = g.add("RebatchLatents", (400, 690), [1])
+        g.link(rep, 0, split, "latents")
+        train = g.add("TrainLoraNode", (400, 810), [4, 1, 60, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16",
+                                                    "bf16", "LoRA", True, "[None]"], size=(340, 420))
+        g.link(ckpt, 0, train, "model"); g.link(split, 0, train, "latents"); g.link(pos, 0, train, "positive")
+        fitted = g.add("LoraModelLoader", (400, 1260), [1.0])
+        g.link(ckpt, 0, fitted, "model"); g.link(train, 1, fitted, "lora")
+        model = fitted
     pos_out = neg_out = 0
     if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
         cn = g.add("ControlNetLoader", (400, 570), ["control_v11p_sd15_canny.pth"])
@@ -175,6 +195,8 @@ if __name__ == "__main__":
                mask=True)
     real_photo("dragnoise_lora.json", "A LoRA fitted to this image (DragDiffusion-style) loaded before the drag",
                lora=True)
+    real_photo("dragnoise_lora_fit.json", "Real-photo fidelity: fit a LoRA to the image with ComfyUI's training "
+               "nodes (rank 16, 60 steps, lr 5e-4, batch 4), then drag with it", lora_fit=True)
     real_photo("dragnoise_controlnet.json", "A Canny ControlNet on the conditioning: its middle residual is "
                "added on top of the injected bottleneck", controlnet=True)
     generated()

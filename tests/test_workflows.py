@@ -38,6 +38,9 @@ def to_test_host(prompt: dict) -> dict:
             "KSampler": {"steps": 3},
             "LoraLoader": {"lora_name": "dragnoise_empty_lora.safetensors"},
             "ControlNetLoader": {"control_net_name": "dragnoise_tiny_controlnet.safetensors"},
+            "RepeatLatentBatch": {"amount": 2},
+            "TrainLoraNode": {"steps": 2, "batch_size": 2, "training_dtype": "fp32", "lora_dtype": "fp32",
+                              "gradient_checkpointing": False},
         }.get(node["class_type"], {})
         inputs.update({k: v for k, v in overrides.items() if not isinstance(inputs.get(k), list)})
         out[nid] = node
@@ -72,11 +75,16 @@ def test_workflow_opens_converts_and_runs(page, server, path):
         await app.loadGraphData(wf);
         const missing = app.graph._nodes.filter(n => !LiteGraph.registered_node_types[n.type]).map(n => n.type);
         const p = await app.graphToPrompt();
-        return {{missing, nodes: app.graph._nodes.length, output: p.output}};
+        const widgets = Object.fromEntries(p.workflow.nodes.map(n => [n.id, n.widgets_values]));
+        return {{missing, nodes: app.graph._nodes.length, output: p.output, widgets}};
     }}""", wf)
     assert result["missing"] == [], f"{path.name}: node types unknown to the frontend: {result['missing']}"
     assert result["nodes"] == len(wf["nodes"])
     prompt = result["output"]
+    # the frontend read every widget value where the file put it (a wrong order or count shifts them)
+    for node in wf["nodes"]:
+        if node["type"] != "DragNoisePoints":  # its editor may re-serialize the JSON text compactly
+            assert result["widgets"][str(node["id"])] == node["widgets_values"], f"{path.name}: {node['type']}"
     # every link in the file survived the conversion (a broken link drops the input)
     for link_id, src, _, dst, slot, _ in wf["links"]:
         node = next(n for n in wf["nodes"] if n["id"] == dst)
