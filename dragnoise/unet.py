@@ -17,25 +17,22 @@ class NotAUNetError(ValueError):
 def feature_block_index(unet, level: int = 3) -> int:
     """Index of the output block that ends decoder level `level` (its upsampler included).
 
-    For SD1.5 level 3 is output_blocks[8], diffusers' up_blocks[2]: the
-    official code's feature index 3. Counted from the upsamplers, so it does not
-    depend on channel counts or res blocks per level.
+    For SD1.5 level 3 is output_blocks[8], diffusers' up_blocks[2]: the official code's feature
+    index 3, at latent resolution. A UNet with fewer upsampling levels (SDXL has two) reads the
+    last one, whose output is likewise at latent resolution: our choice, the official code is
+    SD1.5 only. Counted from the upsamplers, so channel counts and res blocks per level don't matter.
     """
     blocks = getattr(unet, "output_blocks", None)
     if getattr(unet, "middle_block", None) is None or blocks is None or not hasattr(unet, "input_blocks"):
         raise NotAUNetError(
             f"{type(unet).__name__} has no UNet middle block (bottleneck); DragNoise needs a "
             "UNet model such as SD1.5 or SDXL, not a transformer (DiT) model")
-    seen = 0
-    for i, block in enumerate(blocks):
-        if any(type(m).__name__ == "Upsample" for m in block.children()):
-            seen += 1
-            if seen == level:
-                if i + 1 >= len(blocks):
-                    break
-                return i
-    raise NotAUNetError(f"{type(unet).__name__} has fewer than {level} decoder levels with an upsampler; "
-                        "DragNoise reads its feature from the third")
+    # the feature is read at the input of the following block, so that block must exist
+    ups = [i for i, block in enumerate(blocks)
+           if i + 1 < len(blocks) and any(type(m).__name__ == "Upsample" for m in block.children())]
+    if not ups:
+        raise NotAUNetError(f"{type(unet).__name__} has no upsampling decoder level to read the drag feature from")
+    return ups[min(level, len(ups)) - 1]
 
 
 def _grad_safe(t):

@@ -192,3 +192,23 @@ def test_replay_swaps_in_grad_safe_weights_only_inside_its_context(setup):
     assert bm.diffusion_model.output_blocks[0][0].in_layers[2].weight is w and w.is_inference()
     torch.testing.assert_close(plain, swapped)
     assert b.grad.abs().sum() > 0
+
+
+def test_a_unet_with_two_upsampling_levels_reads_the_last_one(comfy_cpu):
+    # an SDXL-shaped UNet (three levels, two upsamplers): the feature comes after the second
+    import comfy.ops
+    import tiny_sd15
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    with torch.inference_mode():
+        unet = UNetModel(**tiny_sd15.unet_config(
+            dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 2], transformer_depth=[0, 1, 1],
+                 transformer_depth_output=[0, 0, 1, 1, 1, 1]), model_channels=32, context_dim=64, num_heads=2),
+            operations=comfy.ops.disable_weight_init)
+        tiny_sd15.seeded_init_(unet, 3)
+        ctx = torch.randn(1, 7, 64)
+        replay = DecoderReplay(unet)
+        unet(torch.randn(1, 4, 16, 16), torch.tensor([500.0]), ctx,
+             transformer_options=replay.recording_options({}, ctx, None))
+    assert replay.index == 3 and replay.feature.shape[-1] == 16  # latent resolution
+    with torch.inference_mode(False), torch.enable_grad():
+        torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
