@@ -116,13 +116,13 @@ def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid):
     return toy.sample(xt, to), r.iterations, r.handles
 
 
-def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid, params):
+def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid):
     from bench.dragdiffusion import FullUNet, optimize_latent
     s, s_prev = toy.sigma, toy.sched[toy.start + 1]
     abar, abar_prev = 1 / (1 + s ** 2), 1 / (1 + s_prev ** 2)
     _, t_in = toy.unet_input(xt, s)
     with torch.inference_mode(False), torch.enable_grad():
-        full = FullUNet(toy.unet, toy.ctx, t_in, params=params)
+        full = FullUNet(toy.unet, toy.ctx, t_in)
         editable = editable_grid(mask, tuple(xt.shape[-2:]))
         r = optimize_latent(full, (xt * abar ** 0.5).float(), handles, targets, grid, abar, abar_prev, config, editable)
     return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles
@@ -191,12 +191,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     import_comfy("cpu")
-    from bench.dragdiffusion import grad_safe_params
     from dragnoise import DragConfig
     from dragnoise_toy.data import drag_cases
 
     toy = Toy(a.steps, a.inversion_steps)
-    params = grad_safe_params(toy.unet)
     methods = a.methods.split(",")
     cases = drag_cases(a.cases, a.seed, a.size)
     results = {m: [] for m in methods}
@@ -223,7 +221,7 @@ def main(argv=None):
             else:
                 x, its, final = run_dragdiffusion(toy, xt, handles, targets,
                                                   DragConfig(iterations=a.iterations, lr=a.dd_lr, lam=a.lam),
-                                                  mask, grid, params)
+                                                  mask, grid)
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
             s = score_case(case, img, out)

@@ -19,13 +19,7 @@ import torch.nn.functional as F
 
 from dragnoise import DragConfig, feature_block_index
 from dragnoise.unet import GradSafeWeights
-from dragnoise.optimize import alignment_loss, track_handles
-
-
-def grad_safe_params(module: torch.nn.Module) -> dict:
-    """Parameters and buffers, cloned where they are inference tensors (ComfyUI loads them so)."""
-    return {n: (t.clone() if t.is_inference() else t)
-            for n, t in list(module.named_parameters()) + list(module.named_buffers())}
+from dragnoise.optimize import drag_loop
 
 
 class FullUNet:
@@ -36,8 +30,7 @@ class FullUNet:
     re-parametrization the other does not).
     """
 
-    def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3, params=None):
-        # params: accepted for older callers; the weights now come from GradSafeWeights
+    def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3):
         self.unet = unet
         self.index = feature_block_index(unet, level)
         self.weights = GradSafeWeights([unet])
@@ -82,61 +75,29 @@ def ddim_step(z: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float)
     return abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
 
 
-def _optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
+def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
                     abar: float, abar_prev: float, config: DragConfig = DragConfig(),
                     editable: torch.Tensor | None = None,
                     callback: Callable[[int, int, dict], None] | None = None) -> LatentDragResult:
     """DragDiffusion's loop: motion supervision + tracking on z_t, mask loss on z_{t-1}.
 
-    feature_size (h, w) is the supervision grid the handles live on (half the
-    image, as in both official codes); editable (latent grid, 1 = may change)
+    The engine's drag_loop with the whole UNet as the forward. feature_size (h, w) is the
+    supervision grid the handles live on (half the image, as in both official codes); the feature
+    is upsampled to it every step, as DragDiffusion does. editable (latent grid, 1 = may change)
     enables the mask term lam * |(z_{t-1} - z0_{t-1}) * (1 - M)|_1.
     """
-    dtype = unet.dtype
-    z0 = z_t.detach().float()
-    handles = torch.as_tensor(handles, dtype=torch.float32, device=z0.device).reshape(-1, 2)
-    targets = torch.as_tensor(targets, dtype=torch.float32, device=z0.device).reshape(-1, 2)
+    def features(z):
+        eps, feat = unet(z)
+        return F.interpolate(feat, size=feature_size, mode="bilinear"), eps.float()
 
-    def run(z):
-        eps, feat = unet(z.to(dtype))
-        return eps.float(), F.interpolate(feat, size=feature_size, mode="bilinear").float()
-    with torch.no_grad():
-        eps0, f0 = run(z0)
-        prev0 = ddim_step(z0, eps0, abar, abar_prev)
-    init = handles.clone()
-    z = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=config.lr)
-    scale = 1024.0 if dtype == torch.float16 else 1.0
-    losses, reached, step = [], False, 0
-    for step in range(config.iterations + 1):
-        eps, f1 = run(z)
-        if step > 0:
-            handles = track_handles(f0, f1.detach(), init, handles, config.r2)
-        dist = (targets - handles).norm(dim=1)
-        if bool((dist <= config.stop_distance).all()):
-            reached = True
-            break
-        if step == config.iterations:
-            break
-        loss = alignment_loss(f1, handles, targets, config.r1, active=dist > config.stop_distance)
+    with unet:  # grad-safe weights swapped in for the loop
+        regularizer = None
         if editable is not None and config.lam > 0:
-            loss = loss + config.lam * ((ddim_step(z, eps, abar, abar_prev) - prev0) * (1 - editable)).abs().sum()
-        opt.zero_grad(set_to_none=True)
-        (loss * scale).backward()
-        if scale != 1.0:
-            z.grad.div_(scale)
-        if torch.isfinite(z.grad).all():
-            opt.step()
-        losses.append(float(loss.detach()))
-        if callback is not None:
-            callback(step, config.iterations, {"loss": losses[-1], "handles": handles.tolist()})
-    return LatentDragResult(z.detach(), handles.tolist(), step, reached, losses)
+            with torch.no_grad():
+                z0 = z_t.to(unet.dtype)
+                prev0 = ddim_step(z0.float(), features(z0)[1], abar, abar_prev)
 
-
-def optimize_latent(unet: FullUNet, z_t: torch.Tensor, handles, targets, feature_size,
-                    abar: float, abar_prev: float, config: DragConfig = DragConfig(),
-                    editable: torch.Tensor | None = None,
-                    callback: Callable[[int, int, dict], None] | None = None) -> LatentDragResult:
-    """DragDiffusion's loop (see _optimize_latent), with the UNet's grad-safe weights swapped in."""
-    with unet:
-        return _optimize_latent(unet, z_t, handles, targets, feature_size, abar, abar_prev, config, editable, callback)
+            def regularizer(z, eps):
+                return config.lam * ((ddim_step(z, eps, abar, abar_prev) - prev0) * (1 - editable)).abs().sum()
+        r = drag_loop(features, z_t.to(unet.dtype), handles, targets, config, regularizer, callback)
+    return LatentDragResult(r.bottleneck.float(), r.handles, r.iterations, r.reached, r.losses)

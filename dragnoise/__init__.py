@@ -7,13 +7,13 @@ diffusion semantic propagation of that bottleneck while denoising.
 from .points import DragPoints, PointsError, parse_points
 from .inversion import ddim_invert, inversion_sigmas
 from .unet import DecoderReplay, feature_block_index, NotAUNetError
-from .optimize import DragConfig, DragResult, optimize_bottleneck, alignment_loss, track_handles
+from .optimize import DragConfig, DragResult, drag_loop, optimize_bottleneck, alignment_loss, track_handles
 from .propagation import PropagationWindow
 
 __all__ = [
     "DragPoints", "PointsError", "parse_points",
     "ddim_invert", "inversion_sigmas",
     "DecoderReplay", "feature_block_index", "NotAUNetError",
-    "DragConfig", "DragResult", "optimize_bottleneck", "alignment_loss", "track_handles",
+    "DragConfig", "DragResult", "drag_loop", "optimize_bottleneck", "alignment_loss", "track_handles",
     "PropagationWindow",
 ]

@@ -96,35 +96,34 @@ def track_handles(f0: torch.Tensor, f1: torch.Tensor, init: torch.Tensor, curren
                        dim=1).to(current.dtype)
 
 
-def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottleneck: torch.Tensor,
-                        handles, targets, config: DragConfig = DragConfig(),
-                        outside_mask: torch.Tensor | None = None,
-                        callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
-    """Optimize the bottleneck so the decoder feature moves handles to targets.
+def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handles, targets,
+              config: DragConfig = DragConfig(), regularizer: Callable | None = None,
+              callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
+    """Adam on x: semantic alignment on features(x)[0], handle tracking, stop when all arrive.
 
-    decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid`
-    (gh, gw), the supervision resolution the feature is bilinearly resized to (default: the
-    feature's own size). outside_mask, on the bottleneck grid, is 1 where content must
-    stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
-    callback(step, total, info) is called after each step (progress, interrupt).
+    features(x) returns (feature [1,C,h,w], aux); regularizer(x, aux), if given, adds a loss.
+    Handles and targets are cells of `grid` (gh, gw), the supervision resolution the feature is
+    bilinearly resized to (default: the feature's own size). x keeps its dtype for features();
+    Adam works on a float32 copy. DragNoise runs it on the bottleneck; the benchmark's
+    DragDiffusion baseline on the noisy latent, so both share every step but the forward.
     """
-    dtype = bottleneck.dtype
-    b0 = bottleneck.detach().float()
-    handles = torch.as_tensor(handles, dtype=torch.float32, device=b0.device).reshape(-1, 2)
-    targets = torch.as_tensor(targets, dtype=torch.float32, device=b0.device).reshape(-1, 2)
+    dtype = x.dtype
+    x0 = x.detach().float()
+    handles = torch.as_tensor(handles, dtype=torch.float32, device=x0.device).reshape(-1, 2)
+    targets = torch.as_tensor(targets, dtype=torch.float32, device=x0.device).reshape(-1, 2)
     with torch.no_grad():
-        f0 = decode(b0.to(dtype))
+        f0, _ = features(x0.to(dtype))
     fh, fw = grid if grid is not None else f0.shape[-2:]
-    limit = torch.tensor([fw - 1, fh - 1], device=b0.device, dtype=torch.float32)
+    limit = torch.tensor([fw - 1, fh - 1], device=x0.device, dtype=torch.float32)
     handles, targets = handles.clamp(min=0).minimum(limit), targets.clamp(min=0).minimum(limit)
     init = handles.clone()
-    b = b0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([b], lr=config.lr)
+    v = x0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([v], lr=config.lr)
     # fp16 gradients of an L1 loss underflow easily; a static scale keeps them (Adam is scale-free).
     scale = 1024.0 if dtype == torch.float16 else 1.0
     losses, reached, step = [], False, 0
     for step in range(config.iterations + 1):
-        f1 = decode(b.to(dtype))
+        f1, aux = features(v.to(dtype))
         if step > 0:
             handles = track_handles(f0, f1.detach(), init, handles, config.r2, grid)
         dist = (targets - handles).norm(dim=1)
@@ -134,15 +133,34 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
         if step == config.iterations:
             break
         loss = alignment_loss(f1, handles, targets, config.r1, dist > config.stop_distance, grid)
-        if outside_mask is not None and config.lam > 0:
-            loss = loss + config.lam * ((b - b0) * outside_mask).abs().sum()
+        if regularizer is not None:
+            loss = loss + regularizer(v, aux)
         opt.zero_grad(set_to_none=True)
         (loss * scale).backward()
         if scale != 1.0:
-            b.grad.div_(scale)
-        if torch.isfinite(b.grad).all():
+            v.grad.div_(scale)
+        if torch.isfinite(v.grad).all():
             opt.step()
         losses.append(loss.detach())  # read at the end: a float() here would sync every step
         if callback is not None:
             callback(step, config.iterations, {"loss": losses[-1]})
-    return DragResult(b.detach().to(dtype), handles.tolist(), step, reached, [float(v) for v in losses])
+    return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
+
+
+def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottleneck: torch.Tensor,
+                        handles, targets, config: DragConfig = DragConfig(),
+                        outside_mask: torch.Tensor | None = None,
+                        callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
+    """Optimize the bottleneck so the decoder feature moves handles to targets.
+
+    decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid` (see
+    drag_loop). outside_mask, on the bottleneck grid, is 1 where content must stay: the paper's mask
+    loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck. callback(step, total, info) is called after
+    each step (progress, interrupt).
+    """
+    b0 = bottleneck.detach().float()
+    regularizer = None
+    if outside_mask is not None and config.lam > 0:
+        def regularizer(b, _):
+            return config.lam * ((b - b0) * outside_mask).abs().sum()
+    return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid)
