@@ -20,6 +20,19 @@ def write_test_image(path, size: int = SIZE):
     Image.fromarray(img).save(path)
 
 
+SD_REFS = {"model": ["unet", 0], "pos": ["pos", 0], "neg": ["neg", 0], "vae": ["vae", 0]}
+
+
+def toy_sources(scene: int, size: int = SIZE):
+    """The bundled toy model and one of its seeded scenes, as drag_prompt sources."""
+    nodes = {
+        "toy": {"class_type": "DragNoiseToyModelLoader", "inputs": {}},
+        "image": {"class_type": "DragNoiseToyScene", "inputs": {"scene": scene, "size": size}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["toy", 1]}},
+    }
+    return nodes, {"model": ["toy", 0], "pos": ["toy", 2], "neg": ["toy", 2], "vae": ["toy", 1]}
+
+
 def loaders() -> dict:
     return {
         "unet": {"class_type": "UNETLoader", "inputs": {"unet_name": UNET, "weight_dtype": "default"}},
@@ -32,26 +45,31 @@ def loaders() -> dict:
     }
 
 
-def drag_prompt(points, steps=10, inversion_steps=7, iterations=5, end_step=0, prefix="drag", mask=None) -> dict:
-    """Load -> encode -> invert -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
-    p = loaders()
+def drag_prompt(points, steps=10, inversion_steps=7, iterations=5, end_step=0, prefix="drag", mask=None,
+                sources=None) -> dict:
+    """Load -> encode -> invert -> points -> optimize -> patch -> KSampler Advanced -> decode -> save.
+
+    sources = (loader nodes with "image" and "encode", refs for model/pos/neg/vae); default: loaders().
+    """
+    nodes, r = sources or (loaders(), SD_REFS)
+    p = dict(nodes)
     p.update({
         "invert": {"class_type": "DragNoiseInversion", "inputs": {
-            "model": ["unet", 0], "positive": ["pos", 0], "latent": ["encode", 0],
+            "model": r["model"], "positive": r["pos"], "latent": ["encode", 0],
             "steps": steps, "inversion_steps": inversion_steps}},
         "points": {"class_type": "DragNoisePoints", "inputs": {
             "points": points if isinstance(points, str) else json.dumps(points), "image": ["image", 0]}},
         "optimize": {"class_type": "DragNoiseOptimize", "inputs": {
-            "model": ["unet", 0], "positive": ["pos", 0], "inversion": ["invert", 1], "points": ["points", 0],
+            "model": r["model"], "positive": r["pos"], "inversion": ["invert", 1], "points": ["points", 0],
             "iterations": iterations, "lr": 0.01, "lam": 0.1, "r1": 1, "r2": 3}},
         "patch": {"class_type": "DragNoisePropagation", "inputs": {
-            "model": ["unet", 0], "bottleneck": ["optimize", 0], "end_step": end_step}},
+            "model": r["model"], "bottleneck": ["optimize", 0], "end_step": end_step}},
         "sample": {"class_type": "KSamplerAdvanced", "inputs": {
             "model": ["patch", 0], "add_noise": "disable", "noise_seed": 0, "steps": ["invert", 2], "cfg": 1.0,
-            "sampler_name": "ddim", "scheduler": "ddim_uniform", "positive": ["pos", 0], "negative": ["neg", 0],
+            "sampler_name": "ddim", "scheduler": "ddim_uniform", "positive": r["pos"], "negative": r["neg"],
             "latent_image": ["invert", 0], "start_at_step": ["invert", 3], "end_at_step": 10000,
             "return_with_leftover_noise": "disable"}},
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["vae", 0]}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": r["vae"]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
     })
     if mask is not None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import graphs
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = 11                                   # one yellow disc (r 21) at (29, 34) on grey
 POINTS = [{"handle": [29, 34], "target": [55, 34]}]
@@ -15,27 +17,8 @@ POINTS = [{"handle": [29, 34], "target": [55, 34]}]
 
 def toy_drag_prompt(points, steps=50, inversion_steps=35, iterations=60, prefix="toy", scene=SCENE) -> dict:
     """graphs.drag_prompt's graph with the toy loader and a toy scene instead of the SD loaders."""
-    return {
-        "toy": {"class_type": "DragNoiseToyModelLoader", "inputs": {}},
-        "image": {"class_type": "DragNoiseToyScene", "inputs": {"scene": scene, "size": 128}},
-        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["toy", 1]}},
-        "invert": {"class_type": "DragNoiseInversion", "inputs": {
-            "model": ["toy", 0], "positive": ["toy", 2], "latent": ["encode", 0],
-            "steps": steps, "inversion_steps": inversion_steps}},
-        "points": {"class_type": "DragNoisePoints", "inputs": {"points": json.dumps(points), "image": ["image", 0]}},
-        "optimize": {"class_type": "DragNoiseOptimize", "inputs": {
-            "model": ["toy", 0], "positive": ["toy", 2], "inversion": ["invert", 1], "points": ["points", 0],
-            "iterations": iterations, "lr": 0.01, "lam": 0.1, "r1": 1, "r2": 3}},
-        "patch": {"class_type": "DragNoisePropagation", "inputs": {
-            "model": ["toy", 0], "bottleneck": ["optimize", 0], "end_step": 0}},
-        "sample": {"class_type": "KSamplerAdvanced", "inputs": {
-            "model": ["patch", 0], "add_noise": "disable", "noise_seed": 0, "steps": ["invert", 2], "cfg": 1.0,
-            "sampler_name": "ddim", "scheduler": "ddim_uniform", "positive": ["toy", 2], "negative": ["toy", 2],
-            "latent_image": ["invert", 0], "start_at_step": ["invert", 3], "end_at_step": 10000,
-            "return_with_leftover_noise": "disable"}},
-        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["toy", 1]}},
-        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}},
-    }
+    return graphs.drag_prompt(points, steps, inversion_steps, iterations, prefix=prefix,
+                              sources=graphs.toy_sources(scene))
 
 
 def test_toy_weights_are_small_and_load(comfy_cpu):
