@@ -214,15 +214,15 @@ def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeat
         out["dragnoise_weight_copy_mb"] = mem.peak / 2 ** 20
         clock = StepClock(device)
         with PeakMemory(device) as mem, replay:
-            r = optimize_bottleneck(replay.decode, replay.bottleneck, handles, targets, cfg, keep, clock, grid=grid)
+            r = optimize_bottleneck(replay.decode, replay.bottleneck, handles, targets, cfg, keep, clock, grid=grid,
+                                    low_memory=True)
         out["dragnoise_iter_s"] = clock.per_step()
         out["dragnoise_peak_mb"] = mem.peak / 2 ** 20
         out["dragnoise_final_handles"] = r.handles
-        # the same method as the official code runs it: the feature upsampled to the grid every step
+        # the default, as the official code runs it: the feature upsampled to the grid every step
         clock = StepClock(device)
         with PeakMemory(device) as mem, replay:
-            optimize_bottleneck(lambda b: F.interpolate(replay.decode(b), size=grid, mode="bilinear"),
-                                replay.bottleneck, handles, targets, cfg, keep, clock)
+            optimize_bottleneck(replay.decode, replay.bottleneck, handles, targets, cfg, keep, clock, grid=grid)
         out["dragnoise_upsample_iter_s"] = clock.per_step()
         out["dragnoise_upsample_peak_mb"] = mem.peak / 2 ** 20
     log(f"  DragNoise iteration {out['dragnoise_iter_s'] * 1e3:.1f} ms "

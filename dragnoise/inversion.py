@@ -24,14 +24,17 @@ def inversion_sigmas(ddim_sigmas: Sequence[float], inverted_steps: int, sigma_st
 @torch.no_grad()
 def ddim_invert(denoise: Callable[[torch.Tensor, float], torch.Tensor], x: torch.Tensor,
                 sigmas: Sequence[float], callback: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Run x (at sigmas[0]) up the path `sigmas`; `denoise(x, sigma)` returns the x0 estimate.
+    """Run the clean latent x up the path `sigmas`; `denoise(x, sigma)` returns the x0 estimate.
 
-    Like the official code (diffusers-style inversion) the noise for the step
-    sigma_i -> sigma_{i+1} is predicted at the *next* timestep from the
-    current sample. The input is rescaled so the UNet sees the current sample
-    at unit variance (x_i / sqrt(1 + sigma_i^2)), exactly the official model input.
+    Like the official code (diffusers-style inversion) the clean latent is the sample at sigmas[0]
+    (its final_alpha_cumprod, alphas_cumprod[0]) *as it is*: in sigma space that sample is
+    x * sqrt(1 + sigma_0^2), so the UNet's first input is exactly x. The noise for the step
+    sigma_i -> sigma_{i+1} is predicted at the *next* timestep from the current sample, and the
+    input is rescaled so the UNet sees the current sample as the official code does
+    (x_i / sqrt(1 + sigma_i^2)); ComfyUI's model then divides by sqrt(1 + sigma_{i+1}^2) itself.
     """
     total = len(sigmas) - 1
+    x = x * (1 + float(sigmas[0]) ** 2) ** 0.5
     for i in range(total):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
         x_in = x * ((1 + s_next ** 2) / (1 + s ** 2)) ** 0.5

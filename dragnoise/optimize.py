@@ -143,24 +143,35 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
             opt.step()
         losses.append(loss.detach())  # read at the end: a float() here would sync every step
         if callback is not None:
-            callback(step, config.iterations, {"loss": losses[-1]})
+            callback(step, config.iterations, {"loss": losses[-1], "handles": handles})
     return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
 
 
 def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottleneck: torch.Tensor,
                         handles, targets, config: DragConfig = DragConfig(),
                         outside_mask: torch.Tensor | None = None,
-                        callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
+                        callback: Callable[[int, int, dict], None] | None = None, grid=None,
+                        low_memory: bool = False) -> DragResult:
     """Optimize the bottleneck so the decoder feature moves handles to targets.
 
-    decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid` (see
-    drag_loop). outside_mask, on the bottleneck grid, is 1 where content must stay: the paper's mask
-    loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck. callback(step, total, info) is called after
-    each step (progress, interrupt).
+    decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid`, the
+    supervision grid (default: the feature's own size). As the official code, the feature is
+    bilinearly upsampled to the grid every step. low_memory samples the handle patches and tracking
+    windows from the small feature instead (see _grid_coords): equal at whole cells, the feature's
+    own bilinear value between them, so the update differs somewhat (measured in bench/RESULTS.md),
+    for a much smaller peak memory at large images. outside_mask, on the bottleneck grid, is 1
+    where content must stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
+    callback(step, total, info) is called after each step (progress, interrupt).
     """
     b0 = bottleneck.detach().float()
     regularizer = None
     if outside_mask is not None and config.lam > 0:
         def regularizer(b, _):
             return config.lam * ((b - b0) * outside_mask).abs().sum()
+    if grid is not None and not low_memory:
+        size = tuple(int(v) for v in grid)
+
+        def features(b):
+            return F.interpolate(decode(b), size=size, mode="bilinear", align_corners=False), None
+        return drag_loop(features, bottleneck, handles, targets, config, regularizer, callback)
     return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid)

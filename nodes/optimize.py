@@ -28,6 +28,10 @@ class DragNoiseOptimize(io.ComfyNode):
                 io.Float.Input("lam", default=d.lam, min=0.0, max=10.0, step=0.01, tooltip="Mask loss weight lambda (official UI 0.1, DragBench 0.2)."),
                 io.Int.Input("r1", default=d.r1, min=0, max=8, tooltip="Alignment patch radius (official 1)."),
                 io.Int.Input("r2", default=d.r2, min=1, max=16, tooltip="Tracking search radius (official 3)."),
+                io.Boolean.Input("low_memory", default=False, optional=True,
+                                 tooltip="Sample handle patches from the decoder feature at its own size instead of "
+                                         "upsampling it to half the image every step (official). Less memory at "
+                                         "large images; the update differs slightly."),
             ],
             outputs=[BottleneckType.Output("bottleneck")],
         )
@@ -41,7 +45,8 @@ class DragNoiseOptimize(io.ComfyNode):
         return cls.check(lr, lam) or True
 
     @classmethod
-    def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, mask=None) -> io.NodeOutput:
+    def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, mask=None,
+                low_memory=False) -> io.NodeOutput:
         problem = cls.check(lr, lam)  # again: linked values skip validation
         if problem:
             raise DragNoiseInputError(problem)
@@ -58,9 +63,10 @@ class DragNoiseOptimize(io.ComfyNode):
         def work(replay):
             b = replay.bottleneck
             keep = kept_region(mask, (height, width), tuple(b.shape[-2:]))
-            # the handles live on the half-resolution grid; the feature is sampled there directly
+            # the handles live on the half-resolution supervision grid
             return optimize_bottleneck(replay.decode, b, handles, targets, config,
-                                       None if keep is None else keep.to(b.device), update, grid=(height // 2, width // 2))
+                                       None if keep is None else keep.to(b.device), update,
+                                       grid=(height // 2, width // 2), low_memory=low_memory)
 
         r = record_edit_step(model, positive, latent, inversion["sigma"], work)
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
