@@ -13,6 +13,17 @@ Per method: drag error = distance between the dragged shape's centroid shift and
 (before the edit it is the drag length), success = error <= drag length / 4, PSNR outside the
 moved shapes (old and new place) against the input, optimization iterations used, seconds.
 "Reconstruction" is the same inversion + denoising with no optimization (the model's own fidelity).
+"Oracle" injects the expected (already dragged) image's own bottleneck at the editing step instead
+of an optimized one: what any bottleneck optimization could reach on this model at best.
+
+Diagnostics per case (and their means), so a failure says where it fails:
+- oracle_feature_ratio / _cos: the oracle bottleneck's change of the drag feature (with the input's
+  skips) projected on the expected image's feature change (1 = all the way), and their cosine;
+- oracle_x0_ratio / _cos: the same for the x0 prediction at the editing step against the true
+  latent change;
+- dn_oracle_cos: cosine between DragNoise's optimized bottleneck change and the oracle's;
+- handle_travel: how far the tracked handles went, as a share of the drag (grid cells);
+- shift_along: the centroid shift along the drag direction, as a share of the drag (mean, median).
 """
 from __future__ import annotations
 
@@ -36,7 +47,7 @@ import torch.nn.functional as F  # noqa: E402
 from bench.comfy_env import import_comfy  # noqa: E402
 from bench.metrics import psnr, score_drag  # noqa: E402
 
-METHODS = ("reconstruction", "dragnoise", "dragdiffusion")
+METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
 
 
 class Toy:
@@ -80,6 +91,27 @@ class Toy:
         with torch.inference_mode():
             return ddim_invert(self.denoise, z, path)
 
+    def record(self, xt):
+        """One UNet forward at the editing step, recorded for replay (bottleneck, drag feature)."""
+        from dragnoise import DecoderReplay
+        replay = DecoderReplay(self.unet)
+        x_in, t_in = self.unet_input(xt, self.sigma)
+        with torch.inference_mode():
+            self.unet(x_in, t_in, self.ctx, transformer_options=replay.recording_options({}, self.ctx, None))
+        return replay
+
+    def injected(self, bottleneck):
+        """transformer_options that propagate `bottleneck` from the editing step to the end (t' = 0)."""
+        from dragnoise import PropagationWindow
+        window = PropagationWindow(bottleneck, self.sched[self.start], self.sched[self.steps - 1])
+        return {"patches": {"output_block_patch": [window.output_block_patch]},
+                "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
+
+    def x0_at_edit(self, xt, bottleneck):
+        """The x0 prediction at the editing step with `bottleneck` injected."""
+        with torch.inference_mode():
+            return self.denoise(xt, self.sigma, {**self.injected(bottleneck), "sigmas": torch.tensor([self.sigma])})
+
     def sample(self, xt, to=None):
         """DDIM (ComfyUI's ddim = Euler in sigma space) from the editing step to the end."""
         x = xt
@@ -98,22 +130,36 @@ def editable_grid(mask: np.ndarray | None, hw) -> torch.Tensor | None:
     return F.adaptive_max_pool2d(torch.from_numpy(mask)[None, None], hw)
 
 
-def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid):
-    from dragnoise import DecoderReplay, PropagationWindow, optimize_bottleneck
-    replay = DecoderReplay(toy.unet)
-    x_in, t_in = toy.unet_input(xt, toy.sigma)
-    with torch.inference_mode():
-        toy.unet(x_in, t_in, toy.ctx, transformer_options=replay.recording_options({}, toy.ctx, None))
-    with torch.inference_mode(False), torch.enable_grad():
-        replay.prepare()
+def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory=False):
+    from dragnoise import optimize_bottleneck
+    replay = toy.record(xt)
+    with torch.inference_mode(False), torch.enable_grad(), replay:
         b = replay.bottleneck
         keep = None if mask is None else 1 - editable_grid(mask, tuple(b.shape[-2:]))
-        r = optimize_bottleneck(lambda v: F.interpolate(replay.decode(v), size=grid, mode="bilinear"),
-                                b, handles, targets, config, keep)
-    window = PropagationWindow(r.bottleneck, toy.sched[toy.start], toy.sched[toy.steps - 1])
-    to = {"patches": {"output_block_patch": [window.output_block_patch]},
-          "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
-    return toy.sample(xt, to), r.iterations, r.handles
+        r = optimize_bottleneck(replay.decode, b, handles, targets, config, keep, grid=grid, low_memory=low_memory)
+    return toy.sample(xt, toy.injected(r.bottleneck)), r.iterations, r.handles, r.bottleneck
+
+
+def ratio_cos(change: torch.Tensor, want: torch.Tensor) -> tuple[float, float]:
+    """change projected on want (1 = all the way), and their cosine."""
+    c, w = change.flatten().double(), want.flatten().double()
+    return float(c @ w / (w @ w).clamp_min(1e-12)), float(F.cosine_similarity(c, w, dim=0))
+
+
+def oracle(toy: Toy, xt, z_in, z_expected):
+    """The expected image's own bottleneck at the editing step, and what it does to the input's
+    drag feature and x0 prediction."""
+    replay = toy.record(xt)
+    expected = toy.record(toy.invert(z_expected))
+    b0, b_or = replay.bottleneck, expected.bottleneck
+    with torch.inference_mode(False), torch.enable_grad(), replay:
+        f_or = replay.decode(b_or.clone()).detach()
+    diag = {}
+    diag["oracle_feature_ratio"], diag["oracle_feature_cos"] = ratio_cos(f_or - replay.feature,
+                                                                         expected.feature - replay.feature)
+    diag["oracle_x0_ratio"], diag["oracle_x0_cos"] = ratio_cos(toy.x0_at_edit(xt, b_or) - toy.x0_at_edit(xt, b0),
+                                                               z_expected - z_in)
+    return b0, b_or, diag
 
 
 def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid):
@@ -125,7 +171,7 @@ def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid):
         full = FullUNet(toy.unet, toy.ctx, t_in)
         editable = editable_grid(mask, tuple(xt.shape[-2:]))
         r = optimize_latent(full, (xt * abar ** 0.5).float(), handles, targets, grid, abar, abar_prev, config, editable)
-    return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles
+    return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles, None
 
 
 def score_case(case, image_in, image_out) -> dict:
@@ -133,7 +179,7 @@ def score_case(case, image_in, image_out) -> dict:
     from dragnoise_toy.data import shape_mask
     scene = case.scene
     expected = case.expected()
-    errs, lengths, lost = [], [], 0
+    errs, lengths, along, lost = [], [], [], 0
     outside = np.ones(image_in.shape[:2], np.float32)
     for i, d in zip(case.moved, case.drags):
         before = shape_mask(image_in, scene, i)
@@ -143,13 +189,17 @@ def score_case(case, image_in, image_out) -> dict:
         length = math.hypot(*d)
         if after.sum() < 0.25 * before.sum():  # the shape is (mostly) gone: no position to measure
             errs.append(length)
+            along.append(0.0)
             lost += 1
         else:
-            errs.append(score_drag(before, after, d).error)
+            sd = score_drag(before, after, d)
+            errs.append(sd.error)
+            along.append((sd.shift[0] * d[0] + sd.shift[1] * d[1]) / length ** 2)
         lengths.append(length)
     p = psnr(image_in, image_out, outside) if outside.sum() > 0 else float("nan")
     return {"error": float(np.mean(errs)), "drag_length": float(np.mean(lengths)),
             "success": all(e <= ln / 4 for e, ln in zip(errs, lengths)), "lost": lost,
+            "shift_along": float(np.mean(along)),
             "psnr_outside": p, "psnr_outside_finite": p if math.isfinite(p) else 99.0}
 
 
@@ -159,18 +209,44 @@ def summarize(rows: list[dict]) -> dict:
             "mean_relative_error": statistics.fmean(r["error"] / r["drag_length"] for r in rows),
             "success_rate": mean("success"), "lost_shapes": sum(r["lost"] for r in rows),
             "mean_psnr_outside": mean("psnr_outside_finite"), "mean_iterations": mean("iterations"),
+            "mean_shift_along": mean("shift_along"),
+            "median_shift_along": statistics.median(r["shift_along"] for r in rows),
+            "mean_handle_travel": (statistics.fmean(r["handle_travel"] for r in rows)
+                                   if rows[0].get("handle_travel") is not None else None),
             "mean_opt_seconds": mean("opt_seconds"), "mean_total_seconds": mean("total_seconds")}
+
+
+DIAGNOSTICS = ("oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio", "oracle_x0_cos", "dn_oracle_cos")
+
+
+def handle_travel(init, final, targets) -> float:
+    """Mean share of the way (init -> target) the tracked handles went, along the drag."""
+    shares = []
+    for (hx, hy), (fx, fy), (tx, ty) in zip(init, final, targets):
+        dx, dy = tx - hx, ty - hy
+        shares.append(((fx - hx) * dx + (fy - hy) * dy) / max(dx * dx + dy * dy, 1e-9))
+    return float(np.mean(shares))
 
 
 def table(summary: dict) -> str:
     rows = ["| method | cases | drag length (px) | centroid error before -> after (px) | within 1/4 drag | "
-            "lost shapes | PSNR outside (dB) | iterations | opt. s | total s / case |", "|" + "---|" * 10]
+            "lost shapes | PSNR outside (dB) | shift along drag, mean / median | handle travel | iterations | "
+            "opt. s | total s / case |", "|" + "---|" * 12]
     for m, s in summary.items():
+        travel = "-" if s["mean_handle_travel"] is None else f"{100 * s['mean_handle_travel']:.0f}%"
         rows.append(f"| {m} | {s['cases']} | {s['drag_length']:.1f} | {s['drag_length']:.1f} -> {s['mean_error']:.1f} "
                     f"({100 * s['mean_relative_error']:.0f}% of length) | {100 * s['success_rate']:.0f}% | "
-                    f"{s['lost_shapes']} | {s['mean_psnr_outside']:.1f} | {s['mean_iterations']:.1f} | "
-                    f"{s['mean_opt_seconds']:.2f} | {s['mean_total_seconds']:.2f} |")
+                    f"{s['lost_shapes']} | {s['mean_psnr_outside']:.1f} | "
+                    f"{100 * s['mean_shift_along']:.0f}% / {100 * s['median_shift_along']:.0f}% | {travel} | "
+                    f"{s['mean_iterations']:.1f} | {s['mean_opt_seconds']:.2f} | {s['mean_total_seconds']:.2f} |")
     return "\n".join(rows)
+
+
+def diagnostics_table(diag: dict) -> str:
+    """Mean oracle diagnostics (see the module docstring)."""
+    names = [k for k in DIAGNOSTICS if k in diag]
+    return "\n".join(["| " + " | ".join(names) + " |", "|" + "---|" * len(names),
+                      "| " + " | ".join(f"{diag[k]:.2f}" for k in names) + " |"])
 
 
 def main(argv=None):
@@ -185,6 +261,7 @@ def main(argv=None):
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--size", type=int, default=128, help="image size (the toy model was trained at 128)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--low-memory", action="store_true", help="DragNoise samples the feature on the grid (node option)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json")
     ap.add_argument("--save-images", help="write input | expected | each method's output per case here")
@@ -199,56 +276,78 @@ def main(argv=None):
     cases = drag_cases(a.cases, a.seed, a.size)
     results = {m: [] for m in methods}
     per_case = []
+    diag_rows = []
     for k, case in enumerate(cases):
         img = case.scene.render()
         size = case.scene.size
         grid = (size // 2, size // 2)  # supervision grid: half the image, as the node
-        handles = [[p["handle"][0] * 0.5, p["handle"][1] * 0.5] for p in case.pairs]
-        targets = [[p["target"][0] * 0.5, p["target"][1] * 0.5] for p in case.pairs]
+        handles = [[round(p["handle"][0] * 0.5), round(p["handle"][1] * 0.5)] for p in case.pairs]  # as the node
+        targets = [[round(p["target"][0] * 0.5), round(p["target"][1] * 0.5)] for p in case.pairs]
         mask = case.mask_array()
         row = {"name": case.name, "pairs": case.pairs, "drags": case.drags, "mask": case.mask}
         outs = [img, case.expected().render()]
+        t0 = time.perf_counter()
+        z_in = toy.encode(img)
+        xt = toy.invert(z_in)
+        t_inv = time.perf_counter() - t0
+        b0 = b_or = None
+        if "oracle" in methods:
+            b0, b_or, diag = oracle(toy, xt, z_in, toy.encode(outs[1]))
+            row["diagnostics"] = diag
         for m in methods:
-            t0 = time.perf_counter()
-            xt = toy.invert(toy.encode(img))
             t1 = time.perf_counter()
-            its, final = 0, None
+            its, final, b = 0, None, None
             if m == "reconstruction":
                 x = toy.sample(xt)
+            elif m == "oracle":
+                x = toy.sample(xt, toy.injected(b_or))
             elif m == "dragnoise":
-                x, its, final = run_dragnoise(toy, xt, handles, targets,
-                                              DragConfig(iterations=a.iterations, lr=a.lr, lam=a.lam), mask, grid)
+                x, its, final, b = run_dragnoise(toy, xt, handles, targets,
+                                                 DragConfig(iterations=a.iterations, lr=a.lr, lam=a.lam), mask, grid,
+                                                 a.low_memory)
             else:
-                x, its, final = run_dragdiffusion(toy, xt, handles, targets,
-                                                  DragConfig(iterations=a.iterations, lr=a.dd_lr, lam=a.lam),
-                                                  mask, grid)
+                x, its, final, b = run_dragdiffusion(toy, xt, handles, targets,
+                                                     DragConfig(iterations=a.iterations, lr=a.dd_lr, lam=a.lam),
+                                                     mask, grid)
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
             s = score_case(case, img, out)
-            s.update(iterations=its, opt_seconds=t_opt if m != "reconstruction" else 0.0,
-                     total_seconds=time.perf_counter() - t0, tracked_handles=final)
+            s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragdiffusion") else 0.0,
+                     total_seconds=t_inv + time.perf_counter() - t1, tracked_handles=final,
+                     handle_travel=None if final is None else handle_travel(handles, final, targets))
+            if m == "dragnoise" and b_or is not None:
+                row["diagnostics"]["dn_oracle_cos"] = ratio_cos(b - b0, b_or - b0)[1]
             results[m].append(s)
             row[m] = s
             outs.append(out)
+        if "diagnostics" in row:
+            diag_rows.append(row["diagnostics"])
         per_case.append(row)
         print(f"[{k + 1}/{len(cases)}] {case.name}: " + ", ".join(
-            f"{m} err {row[m]['error']:.1f}/{row[m]['drag_length']:.1f} psnr {row[m]['psnr_outside']:.1f}"
-            for m in methods), file=sys.stderr, flush=True)
+            f"{m} err {row[m]['error']:.1f}/{row[m]['drag_length']:.1f} along {100 * row[m]['shift_along']:.0f}% "
+            f"psnr {row[m]['psnr_outside']:.1f}" for m in methods)
+            + ("" if "diagnostics" not in row else " | " + " ".join(f"{k} {v:.2f}" for k, v in row["diagnostics"].items())),
+            file=sys.stderr, flush=True)
         if a.save_images:
             from PIL import Image
             Path(a.save_images).mkdir(parents=True, exist_ok=True)
             Image.fromarray((np.concatenate(outs, 1) * 255).round().astype(np.uint8)).save(
                 Path(a.save_images) / f"{case.name}.png")
     summary = {m: summarize(results[m]) for m in methods}
+    diagnostics = {k: statistics.fmean(d[k] for d in diag_rows) for k in DIAGNOSTICS
+                   if diag_rows and all(k in d for d in diag_rows)}
     import comfy.ldm.modules.attention as attention
     report = {"command": " ".join(["bench/accuracy.py"] + (argv if argv is not None else sys.argv[1:])),
               "machine": f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads",
               "attention": attention.optimized_attention.__name__, "torch": torch.__version__,
               "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations, "size": a.size,
               "lr": a.lr, "dd_lr": a.dd_lr, "lam": a.lam,
-              "summary": summary, "cases": per_case}
+              "low_memory": a.low_memory, "summary": summary, "diagnostics": diagnostics, "cases": per_case}
     print(table(summary))
     print()
+    if diagnostics:
+        print(diagnostics_table(diagnostics))
+        print()
     print(json.dumps(summary, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1))

@@ -90,5 +90,7 @@ def test_accuracy_bench_quick(comfy_cpu, tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert set(report["summary"]) == {"reconstruction", "dragnoise", "dragdiffusion"}
+    assert set(report["summary"]) == {"reconstruction", "dragnoise", "dragdiffusion", "oracle"}
+    assert set(report["diagnostics"]) == {"oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio",
+                                          "oracle_x0_cos", "dn_oracle_cos"}
     assert report["summary"]["dragnoise"]["cases"] == 2 and "| dragnoise |" in r.stdout
