@@ -4,6 +4,7 @@ ComfyUI must be importable (its `comfy` package); nothing here runs at import ti
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -32,10 +33,19 @@ def constant_context(batch: int = 1, dtype=torch.float32) -> torch.Tensor:
     return torch.ones(batch, 1, CONTEXT_DIM, dtype=dtype)
 
 
-def build_unet():
+CONFIG_FILE = "toy_unet_config.json"  # written beside the weights by train.py; UNET_CONFIG if absent
+
+
+def unet_config(weights=None) -> dict:
+    """The UNet configuration the weights in `weights` (default WEIGHTS) were trained with."""
+    f = Path(weights or WEIGHTS) / CONFIG_FILE
+    return json.loads(f.read_text()) if f.is_file() else dict(UNET_CONFIG)
+
+
+def build_unet(config: dict | None = None):
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
-    return UNetModel(**UNET_CONFIG, operations=comfy.ops.manual_cast)
+    return UNetModel(**(config or unet_config()), operations=comfy.ops.manual_cast)
 
 
 def init_unet_(unet: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -114,7 +124,7 @@ def load_unet_patcher(path=None):
     sd = comfy.utils.load_torch_file(str(path or WEIGHTS / UNET_FILE), safe_load=True)
     mm = comfy.model_management
     with torch.inference_mode():
-        cfg = comfy.supported_models.SD15(dict(UNET_CONFIG))
+        cfg = comfy.supported_models.SD15(unet_config(Path(path).parent if path else None))
         load_device, offload = mm.get_torch_device(), mm.unet_offload_device()
         params = sum(v.numel() for v in sd.values())
         dtype = mm.unet_dtype(model_params=params, supported_dtypes=list(cfg.supported_inference_dtypes))

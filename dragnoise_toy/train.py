@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+M_DEFAULT = {"model_channels": 32, "channel_mult": [1, 2, 2, 4]}
 
 
 def import_comfy():
@@ -40,6 +41,30 @@ def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     imgs = np.stack([random_scene(rng, size).render(ss=2) for _ in range(n)])
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
+
+
+def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
+    """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), or S
+    itself for a share `same` of the pairs. Rendered images [n,3,H,W] each."""
+    from .data import _drag_for, random_scene
+    rng = np.random.default_rng(seed)
+    a, b = [], []
+    while len(a) < n:
+        scene = random_scene(rng, size)
+        moved = scene
+        if rng.uniform() >= same:
+            i = int(rng.integers(len(scene.shapes)))
+            others = [o for j, o in enumerate(scene.shapes) if j != i]
+            d = _drag_for(rng, scene, i, others, (size * 0.05, size * 0.3))
+            if d is None:
+                continue
+            shapes = list(scene.shapes)
+            shapes[i] = shapes[i].moved(*d)
+            moved = type(scene)(scene.size, scene.background, tuple(shapes))
+        a.append(scene.render(ss=2))
+        b.append(moved.render(ss=2))
+    to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    return to_t(a), to_t(b)
 
 
 def sd15_alphas_cumprod() -> torch.Tensor:
@@ -68,7 +93,8 @@ def train_decoder(taesd, pool, steps, batch, seed, log):
     return loss_v
 
 
-def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5):
+def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
+               t_edit=(560, 800), rho=(0.5, 1.0)):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -81,10 +107,20 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     ctx = constant_context(batch)
     warm = 20
-    loss_v = None
+    loss_v = swap_v = None
     for step in range(steps):
         for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        if pairs is not None and torch.rand((), generator=g) < swap:
+            loss = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
+            if step % 50 == 0 or step == steps - 1:
+                log(f"unet step {step} swap loss {loss.item():.4f} (ema {swap_v:.4f})")
+            continue
         idx = torch.randint(len(latents), (batch,), generator=g)
         x0 = latents[idx]
         flip = torch.rand(batch, generator=g) < 0.5
@@ -106,7 +142,58 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
         if step % 50 == 0 or step == steps - 1:
             log(f"unet step {step} loss {loss.item():.4f} (ema {loss_v:.4f})")
-    return loss_v
+    return loss_v, swap_v
+
+
+def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho):
+    """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
+
+    A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes
+    from S' at an editing step t_e (noise partly correlated with S's); the skips from a sample
+    x_t, t <= t_e, of the trajectory DDIM would follow from S's x_{t_e} if every step predicted
+    S' (x_t = a_t S' + s_t (eps + a_e/s_e (S - S'))). The target is the eps that makes x0 = S'.
+    This is DragNoise's propagation (a bottleneck edited at t_e, injected at every later step)
+    with the oracle bottleneck, so the oracle moves shapes; DragNoise must still find it."""
+    src, dst = pairs
+    idx = torch.randint(len(src), (batch,), generator=g)
+    s0, s1 = src[idx], dst[idx]
+    flip = torch.rand(batch, generator=g) < 0.5
+    s0 = torch.where(flip[:, None, None, None], s0.flip(-1), s0)
+    s1 = torch.where(flip[:, None, None, None], s1.flip(-1), s1)
+    te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g)
+    t = (torch.rand(batch, generator=g) * (te + 1)).long().clamp(max=te)
+    ae, at = ac[te][:, None, None, None], ac[t][:, None, None, None]
+    se, st = (1 - ae).sqrt(), (1 - at).sqrt()
+    eps = torch.randn(s0.shape, generator=g)
+    r = (rho[0] + (rho[1] - rho[0]) * torch.rand(batch, generator=g))[:, None, None, None]
+    eps_e = r * eps + (1 - r * r).sqrt() * torch.randn(s0.shape, generator=g)
+    x_e = ae.sqrt() * s1 + se * eps_e
+    target = eps + ae.sqrt() / se * (s0 - s1)
+    x_t = at.sqrt() * s1 + st * target
+    held = {}
+
+    def grab(h, hsp, options):
+        if options["block"][1] == 0:
+            held["b"] = h
+        return h, hsp
+
+    def inject(h, hsp, options):
+        return (held["b"], hsp) if options["block"][1] == 0 else (h, hsp)
+    unet(x_e, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
+    pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
+    return torch.nn.functional.mse_loss(pred, target)
+
+
+def toy_unet_config(model_channels: int, channel_mult: list[int]) -> dict:
+    """The SD1.5 block layout (one res block per level) with the given width and levels. Four levels
+    are the SD1.5 layout exactly (transformers on the first three); fewer levels put transformers on
+    all but the full-resolution level (attention at 16x16 costs most and adds least here)."""
+    from .model import UNET_CONFIG
+    n = len(channel_mult)
+    depth = [1, 1, 1, 0] if n == 4 else [0] + [1] * (n - 1)
+    return {**UNET_CONFIG, "model_channels": model_channels, "channel_mult": list(channel_mult),
+            "num_res_blocks": [1] * n, "transformer_depth": depth,
+            "transformer_depth_output": [d for d in depth for _ in range(2)]}
 
 
 def main(argv=None):
@@ -119,9 +206,15 @@ def main(argv=None):
     ap.add_argument("--skip-drop", type=float, default=0.5,
                     help="share of samples trained with the skips into the decoder up to the feature layer zeroed")
     ap.add_argument("--scenes", type=int, default=3000)
+    ap.add_argument("--model-channels", type=int, default=M_DEFAULT["model_channels"])
+    ap.add_argument("--channel-mult", default=",".join(map(str, M_DEFAULT["channel_mult"])),
+                    help="UNet levels (the bottleneck is 16 / 2^(levels-1) latent cells wide at 128 px)")
+    ap.add_argument("--swap", type=float, default=0.0, help="share of steps trained on bottleneck swaps")
+    ap.add_argument("--pairs", type=int, default=3000, help="scene pairs for swap training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared 2-core machine 2 threads ran 2-5x slower than 1)")
+    ap.add_argument("--vae-from", help="reuse the TAESD files in this folder instead of training the decoder")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "weights"))
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -138,13 +231,26 @@ def main(argv=None):
     log(f"{len(pool)} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
-    dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
+    if a.vae_from:  # the VAE is independent of the UNet: reuse a trained one
+        sd = M.taesd_state_dict(Path(a.vae_from) / M.ENCODER_FILE, Path(a.vae_from) / M.DECODER_FILE)
+        taesd.load_state_dict({k: v.float() for k, v in sd.items() if k.startswith("taesd_")}, strict=False)
+        dec_loss = None
+        log(f"VAE from {a.vae_from}")
+    else:
+        dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
     t_dec = time.perf_counter() - t0
     with torch.no_grad():
         latents = M.mean_colour_latent(pool)
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
-    unet = M.init_unet_(M.build_unet(), a.seed + 2)
-    unet_loss = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop)
+    config = toy_unet_config(a.model_channels, [int(v) for v in a.channel_mult.split(",")])
+    pairs = None
+    if a.swap > 0:
+        with torch.no_grad():
+            pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(a.pairs, a.seed + 4))
+        log(f"{a.pairs} scene pairs for swap training")
+    unet = M.init_unet_(M.build_unet(config), a.seed + 2)
+    unet_loss, swap_loss_v = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log,
+                                        skip_drop=a.skip_drop, pairs=pairs, swap=a.swap)
     total = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,8 +258,9 @@ def main(argv=None):
     safetensors.torch.save_file(half(taesd.taesd_encoder.state_dict()), str(out / M.ENCODER_FILE))
     safetensors.torch.save_file(half(taesd.taesd_decoder.state_dict()), str(out / M.DECODER_FILE))
     safetensors.torch.save_file(half(unet.state_dict()), str(out / M.UNET_FILE))
+    (out / M.CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
     info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "args": vars(a), "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss,
+            "args": vars(a), "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v,
             "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
             "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
             "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}
