@@ -22,6 +22,8 @@ Diagnostics per case (and their means), so a failure says where it fails:
 - oracle_x0_ratio / _cos: the same for the x0 prediction at the editing step against the true
   latent change;
 - dn_oracle_cos: cosine between DragNoise's optimized bottleneck change and the oracle's;
+- oracle_b_change / dn_b_change: mean absolute bottleneck change of the oracle and of DragNoise
+  (Adam moves an element by about lr per iteration: what lr the model needs);
 - handle_travel: how far the tracked handles went, as a share of the drag (grid cells);
 - shift_along: the centroid shift along the drag direction, as a share of the drag (mean, median).
 """
@@ -157,6 +159,7 @@ def oracle(toy: Toy, xt, z_in, z_expected):
     diag = {}
     diag["oracle_feature_ratio"], diag["oracle_feature_cos"] = ratio_cos(f_or - replay.feature,
                                                                          expected.feature - replay.feature)
+    diag["oracle_b_change"] = float((b_or - b0).abs().mean())
     diag["oracle_x0_ratio"], diag["oracle_x0_cos"] = ratio_cos(toy.x0_at_edit(xt, b_or) - toy.x0_at_edit(xt, b0),
                                                                z_expected - z_in)
     return b0, b_or, diag
@@ -216,7 +219,8 @@ def summarize(rows: list[dict]) -> dict:
             "mean_opt_seconds": mean("opt_seconds"), "mean_total_seconds": mean("total_seconds")}
 
 
-DIAGNOSTICS = ("oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio", "oracle_x0_cos", "dn_oracle_cos")
+DIAGNOSTICS = ("oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio", "oracle_x0_cos", "dn_oracle_cos",
+               "oracle_b_change", "dn_b_change")
 
 
 def handle_travel(init, final, targets) -> float:
@@ -317,6 +321,7 @@ def main(argv=None):
                      handle_travel=None if final is None else handle_travel(handles, final, targets))
             if m == "dragnoise" and b_or is not None:
                 row["diagnostics"]["dn_oracle_cos"] = ratio_cos(b - b0, b_or - b0)[1]
+                row["diagnostics"]["dn_b_change"] = float((b - b0).abs().mean())
             results[m].append(s)
             row[m] = s
             outs.append(out)

@@ -145,15 +145,18 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     return loss_v, swap_v
 
 
-def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho):
+def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35):
     """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
 
-    A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes
-    from S' at an editing step t_e (noise partly correlated with S's); the skips from a sample
-    x_t, t <= t_e, of the trajectory DDIM would follow from S's x_{t_e} if every step predicted
-    S' (x_t = a_t S' + s_t (eps + a_e/s_e (S - S'))). The target is the eps that makes x0 = S'.
-    This is DragNoise's propagation (a bottleneck edited at t_e, injected at every later step)
-    with the oracle bottleneck, so the oracle moves shapes; DragNoise must still find it."""
+    A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes from
+    S' at an editing step t_e (noise partly correlated with S's), as an optimized bottleneck would
+    be; the skips come from x_t = a_t (S' + k (S - S')) + s_t eps at t_low <= t <= t_e, a point of
+    the denoising trajectory that starts at S's x_{t_e}: k = 1 at t_e (the skips show only S) and
+    k in [g, 1] below it, where g = SNR ratio (s_t / a_t) / (s_e / a_e) is what an exact
+    propagation leaves of S and 1 is no progress at all. The target is the eps that makes x0 = S'.
+    So the skips alone never say where the shape goes: only the bottleneck does. Without the k = 1
+    samples (an exact trajectory only) the skips already showed S' below t_e and the model learned
+    to ignore the bottleneck (measured: the oracle moved shapes 1% of the way)."""
     src, dst = pairs
     idx = torch.randint(len(src), (batch,), generator=g)
     s0, s1 = src[idx], dst[idx]
@@ -161,15 +164,18 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho):
     s0 = torch.where(flip[:, None, None, None], s0.flip(-1), s0)
     s1 = torch.where(flip[:, None, None, None], s1.flip(-1), s1)
     te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g)
-    t = (torch.rand(batch, generator=g) * (te + 1)).long().clamp(max=te)
+    t = t_low + (torch.rand(batch, generator=g) * (te - t_low + 1)).long().clamp(max=te - t_low)
+    t = torch.where(torch.rand(batch, generator=g) < at_edit, te, t)
     ae, at = ac[te][:, None, None, None], ac[t][:, None, None, None]
     se, st = (1 - ae).sqrt(), (1 - at).sqrt()
+    ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
+    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g)
     eps = torch.randn(s0.shape, generator=g)
     r = (rho[0] + (rho[1] - rho[0]) * torch.rand(batch, generator=g))[:, None, None, None]
     eps_e = r * eps + (1 - r * r).sqrt() * torch.randn(s0.shape, generator=g)
     x_e = ae.sqrt() * s1 + se * eps_e
-    target = eps + ae.sqrt() / se * (s0 - s1)
-    x_t = at.sqrt() * s1 + st * target
+    x_t = at.sqrt() * (s1 + k * (s0 - s1)) + st * eps
+    target = eps + at.sqrt() / st * k * (s0 - s1)
     held = {}
 
     def grab(h, hsp, options):
@@ -214,6 +220,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared 2-core machine 2 threads ran 2-5x slower than 1)")
+    ap.add_argument("--init-from", help="start the UNet from the weights (and configuration) in this folder")
     ap.add_argument("--vae-from", help="reuse the TAESD files in this folder instead of training the decoder")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "weights"))
     a = ap.parse_args(argv)
@@ -249,6 +256,13 @@ def main(argv=None):
             pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(a.pairs, a.seed + 4))
         log(f"{a.pairs} scene pairs for swap training")
     unet = M.init_unet_(M.build_unet(config), a.seed + 2)
+    if a.init_from:  # continue a run: same configuration, its weights as the start
+        import comfy.utils
+        config = M.unet_config(a.init_from)
+        unet = M.build_unet(config)
+        sd = comfy.utils.load_torch_file(str(Path(a.init_from) / M.UNET_FILE), safe_load=True)
+        unet.load_state_dict({k: v.float() for k, v in sd.items()})
+        log(f"UNet from {a.init_from}")
     unet_loss, swap_loss_v = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log,
                                         skip_drop=a.skip_drop, pairs=pairs, swap=a.swap)
     total = time.perf_counter() - t0

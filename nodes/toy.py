@@ -16,8 +16,11 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             node_id="DragNoiseToyModelLoader",
             display_name="DragNoise Toy Model Loader",
             category=CATEGORY,
-            description="A tiny SD1.5-layout UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
-                        "the constant conditioning they were trained with: runs a drag anywhere, no SD weights.",
+            description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
+                        "the constant conditioning they were trained with: runs the whole drag pipeline anywhere, "
+                        "no SD weights. It cannot show a successful drag: on a model this small the bottleneck "
+                        "does not carry the layout as SD's does, so the shape stays where it was (measured in "
+                        "bench/RESULTS.md). Use an SD1.5 checkpoint to see drags.",
             inputs=[],
             outputs=[io.Model.Output(), io.Vae.Output(),
                      io.Conditioning.Output("positive", tooltip="The model's only conditioning; wire it into "
@@ -36,7 +39,8 @@ class DragNoiseToyScene(io.ComfyNode):
             node_id="DragNoiseToyScene",
             display_name="DragNoise Toy Scene",
             category=CATEGORY,
-            description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training data.",
+            description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training "
+                        "data (for the toy model, which runs the pipeline but does not move shapes).",
             inputs=[io.Int.Input("scene", default=11, min=0, max=2 ** 31 - 1, tooltip="Seed of the scene."),
                     io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
             outputs=[io.Image.Output()],

@@ -92,5 +92,5 @@ def test_accuracy_bench_quick(comfy_cpu, tmp_path):
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"reconstruction", "dragnoise", "dragdiffusion", "oracle"}
     assert set(report["diagnostics"]) == {"oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio",
-                                          "oracle_x0_cos", "dn_oracle_cos"}
+                                          "oracle_x0_cos", "dn_oracle_cos", "oracle_b_change", "dn_b_change"}
     assert report["summary"]["dragnoise"]["cases"] == 2 and "| dragnoise |" in r.stdout
