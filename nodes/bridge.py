@@ -120,7 +120,7 @@ def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
         replay = DecoderReplay(executor.class_obj)
         result = executor(x, timesteps, context, y, control,
-                          replay.recording_options(transformer_options, context, control), **kwargs)
+                          replay.recording_options(transformer_options, context, control, y), **kwargs)
         with torch.inference_mode(False), torch.enable_grad(), replay:
             out["result"] = work(replay)
         return result
