@@ -40,3 +40,67 @@ def test_replay_of_an_sdxl_model_includes_the_adm_embedding(comfy_cpu):
     assert type(model).__name__ == "SDXL" and replay.index == 3  # the second (last) upsampling level
     with torch.inference_mode(False), torch.enable_grad():
         torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def sdxl_drag(ckpt, prefix, sampling=None, cond_size=1024, **kw):
+    """graphs.drag_prompt on the SDXL checkpoint; sampling = (ModelSampling node, its inputs) patches the MODEL."""
+    nodes, refs = graphs.sdxl_sources(ckpt, cond_size=cond_size)
+    if sampling is not None:
+        cls, inputs = sampling
+        nodes = {**nodes, "ms": {"class_type": cls, "inputs": {"model": ["ckpt", 0], **inputs}}}
+        refs = {**refs, "model": ["ms", 0]}
+    return graphs.drag_prompt(DRAG, **{"steps": 10, "inversion_steps": 7, "iterations": 3, **kw}, prefix=prefix,
+                              sources=(nodes, refs))
+
+
+def test_checkpoint_is_detected_as_sdxl_family(comfy_cpu, models_dir, sdxl_checkpoint):
+    # what CheckpointLoaderSimple will decide, from the UNet keys alone (the CLIP-G is not loaded here)
+    import comfy.model_detection
+    import comfy.model_base
+    from safetensors import safe_open
+    prefix = "model.diffusion_model."
+    with safe_open(str(models_dir / "checkpoints" / sdxl_checkpoint), "pt") as f:
+        sd = {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
+    config = comfy.model_detection.model_config_from_unet(sd, prefix)
+    assert type(config).__name__ == "Segmind_Vega"
+    assert config.get_model(sd, prefix).__class__ is comfy.model_base.SDXL
+    assert config.unet_config["adm_in_channels"] == 2816 and config.unet_config["context_dim"] == 2048
+
+
+def test_sdxl_drag_end_to_end_through_the_checkpoint_loader(server, sdxl_checkpoint):
+    entry = server.run(sdxl_drag(sdxl_checkpoint, "sdxl_drag"))
+    dragged = pixels(server.image(entry, "save"))
+    assert dragged.shape == (graphs.SIZE, graphs.SIZE, 3)
+    p = sdxl_drag(sdxl_checkpoint, "sdxl_nopatch")
+    p["sample"]["inputs"]["model"] = ["ckpt", 0]
+    assert not np.array_equal(dragged, pixels(server.image(server.run(p), "save"))), "the drag changed nothing"
+    # the size embeddings reach the UNet through y (model_base.SDXL.encode_adm): other sizes, other result
+    other = pixels(server.image(server.run(sdxl_drag(sdxl_checkpoint, "sdxl_512", cond_size=512)), "save"))
+    assert not np.array_equal(dragged, other)
+
+
+def test_sdxl_v_prediction_with_zero_terminal_snr_drags_end_to_end(server, sdxl_checkpoint):
+    # v-prediction SDXL fine-tunes (e.g. "v_pred" + "ztsnr" checkpoints) get exactly this model_sampling
+    vpred = ("ModelSamplingDiscrete", {"sampling": "v_prediction", "zsnr": True})
+    entry = server.run(sdxl_drag(sdxl_checkpoint, "sdxl_vpred", sampling=vpred))
+    assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
+
+
+@pytest.mark.parametrize("node", ["invert", "optimize", "patch"])
+def test_edm_sampled_sdxl_is_refused_before_sampling(server, sdxl_checkpoint, node):
+    # Playground v2.5: ComfyUI loads it as SDXL with EDM sampling; the core node gives the same model_sampling
+    edm = ("ModelSamplingContinuousEDM", {"sampling": "edm_playground_v2.5", "sigma_max": 120.0, "sigma_min": 0.002})
+    p = sdxl_drag(sdxl_checkpoint, "sdxl_edm")
+    p["ms"] = {"class_type": edm[0], "inputs": {"model": ["ckpt", 0], **edm[1]}}
+    p[node]["inputs"]["model"] = ["ms", 0]
+    code, body = server.queue(p)
+    assert code == 200
+    entry = server.wait(body["prompt_id"])
+    msg = error_of(entry)
+    assert entry["status"]["status_str"] == "error" and msg.startswith(p[node]["class_type"]), msg
+    assert "the SDXL model samples with ModelSamplingContinuousEDM and EDM prediction" in msg, msg
+    assert "supported: SD1.x, SD2.x and SDXL" in msg
