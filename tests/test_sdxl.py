@@ -14,13 +14,11 @@ from comfy_server import error_of
 DRAG = [{"handle": [45, 64], "target": [70, 64]}]
 
 
-def test_replay_of_an_sdxl_model_includes_the_adm_embedding(comfy_cpu):
-    # model_base.SDXL with a reduced unet_config (the SDXL supported-model entry, tiny widths): the host
-    # adds label_emb(y) to the time embedding after the emb patch point; the replay must too, or the
-    # optimized decoder sees another timestep/size/pooled embedding than the sampler
+@pytest.fixture(scope="module")
+def small_sdxl(comfy_cpu):
+    """model_base.SDXL from the SDXL supported-model entry with a reduced unet_config (tiny widths)."""
     import comfy.ops
     import comfy.supported_models
-    from dragnoise import DecoderReplay
     from tiny_sd15 import seeded_init_
     cfg = tiny_sdxl.unet_config(dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 2], transformer_depth=[0, 1, 1],
                                      transformer_depth_output=[0, 0, 1, 1, 1, 1], transformer_depth_middle=1),
@@ -30,16 +28,47 @@ def test_replay_of_an_sdxl_model_includes_the_adm_embedding(comfy_cpu):
     with torch.inference_mode():
         model = mc.get_model({})
         seeded_init_(model.diffusion_model, 4)
-        g = torch.Generator().manual_seed(5)
+    return model
+
+
+def record(model, size):
+    """One forward of `model` on a size x size image's latent, recorded for replay, with SDXL's y."""
+    from dragnoise import DecoderReplay
+    g = torch.Generator().manual_seed(5)
+    with torch.inference_mode():
         ctx, pooled = torch.randn(1, 7, 64, generator=g), torch.randn(1, 64, generator=g)
-        y = model.encode_adm(pooled_output=pooled, width=128, height=128)
+        y = model.encode_adm(pooled_output=pooled, width=size, height=size)
         assert y.shape == (1, 64 + 1536)
         replay = DecoderReplay(model.diffusion_model)
-        model.diffusion_model(torch.randn(1, 4, 16, 16, generator=g), torch.tensor([681.0]), ctx, y,
+        model.diffusion_model(torch.randn(1, 4, size // 8, size // 8, generator=g), torch.tensor([681.0]), ctx, y,
                               transformer_options=replay.recording_options({}, ctx, None, y))
-    assert type(model).__name__ == "SDXL" and replay.index == 3  # the second (last) upsampling level
+    return replay
+
+
+def test_replay_of_an_sdxl_model_includes_the_adm_embedding(small_sdxl):
+    # the host adds label_emb(y) to the time embedding after the emb patch point; the replay must too,
+    # or the optimized decoder sees another timestep/size/pooled embedding than the sampler
+    replay = record(small_sdxl, 128)
+    assert type(small_sdxl).__name__ == "SDXL" and replay.index == 3  # the second (last) upsampling level
     with torch.inference_mode(False), torch.enable_grad():
         torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
+
+
+def test_at_1024_px_the_feature_is_at_latent_resolution_like_sd15_at_512(small_sdxl):
+    # SD1.5's official feature (decoder level 3, output_blocks[8]) is at 1/8 of the image: 64 at 512 px,
+    # on a 256 grid (half the image), 4 grid cells per feature cell. SDXL's last upsampling level gives
+    # 1/8 too: 128 at 1024 px on a 512 grid, the same 4 cells, so r1/r2 (grid cells, 2 image px each)
+    # cover the same image pixels and feature cells. Its bottleneck is 1/32 (SD1.5: 1/64).
+    replay = record(small_sdxl, 1024)
+    assert tuple(replay.feature.shape[-2:]) == (128, 128)
+    assert tuple(replay.bottleneck.shape[-2:]) == (32, 32)
+    from dragnoise.optimize import _grid_coords
+    f = replay.feature
+    # image pixel (400, 520) -> grid (200, 260) -> the feature coordinate of pixel/8, as SD1.5's at 512 px
+    c = _grid_coords(torch.tensor([200.0]), torch.tensor([260.0]), f, (512, 512))
+    x = (float(c[0, 0]) + 1) * 128 / 2 - 0.5
+    y = (float(c[0, 1]) + 1) * 128 / 2 - 0.5
+    assert abs(x - (400 / 8 - 0.375)) < 1e-4 and abs(y - (520 / 8 - 0.375)) < 1e-4
 
 
 def pixels(png: bytes) -> np.ndarray:
