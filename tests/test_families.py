@@ -1,4 +1,5 @@
-"""Model families the method cannot serve are refused before any sampling, naming the family.
+"""Model families the method cannot serve are refused before any sampling, naming the family; the
+SD1.x inpainting family (9 input channels) is served.
 
 These build ComfyUI's own model classes with reduced configs (the real ones are several GB) and hand
 them, wrapped in a ModelPatcher as the loaders do, to the check every DragNoise node runs first. The
@@ -85,3 +86,21 @@ def test_other_parameterizations_are_refused(bridge, model_type, words):
     bad.add_object_patch("model_sampling", comfy.model_base.model_sampling(mc, comfy.model_base.ModelType[model_type]))
     with pytest.raises(ValueError, match=f"the SDXL model samples with {words}"):
         bridge.require_unet(bad)
+
+
+def test_sd15_inpainting_model_drags_end_to_end(server, models_dir):
+    # 9 input channels (latent + mask + masked image): ComfyUI loads it as SD15 with set_inpaint() and,
+    # with no inpaint conditioning, feeds an all-ones mask and a blank masked image; the drag only
+    # touches the decoder, so it runs unchanged
+    import graphs
+    import safetensors.torch
+    import tiny_sd15
+    name = "dragnoise_tiny_sd15_inpaint.safetensors"
+    path = Path(models_dir) / "diffusion_models" / name
+    if not path.exists():
+        safetensors.torch.save_file(tiny_sd15.unet_state_dict(seed=1, in_channels=9), str(path))
+    p = graphs.drag_prompt([{"handle": [45, 64], "target": [70, 64]}], prefix="inpaint", steps=6,
+                           inversion_steps=4, iterations=2)
+    p["unet"]["inputs"]["unet_name"] = name
+    entry = server.run(p)
+    assert entry["outputs"]["save"]["images"]
