@@ -75,3 +75,18 @@ def test_quick_benchmark_runs_and_prints_the_table(comfy_cpu, tmp_path, capsys):
                 "dragdiffusion_iter_s", "propagation_s"):
         assert r[key] > 0 and math.isfinite(r[key]), key
     assert r["speedup"] == pytest.approx(r["dragdiffusion_iter_s"] / r["dragnoise_iter_s"])
+
+
+def test_sdxl_benchmark_runs_on_the_sdxl_model_class(comfy_cpu, tmp_path, capsys):
+    # the reduced (Segmind-Vega-layout) SDXL at 64 px: the code path of the full-architecture run
+    from bench import run
+    out = tmp_path / "sdxl.json"
+    report = run.main(["--model", "sdxl", "--sdxl-layout", "vega", "--sizes", "64", "--iterations", "2",
+                       "--sample-steps", "1", "--repeats", "1", "--device", "cpu", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "DragNoise SDXL benchmark: vega architecture" in text and "| 64 px |" in text
+    r = json.loads(out.read_text())["results"][0]
+    for key in ("unet_forward_s", "inversion_s", "dragnoise_iter_s", "propagation_s", "edit_peak_total_mb"):
+        assert r[key] > 0 and math.isfinite(r[key]), key
+    assert r["edit_peak_total_mb"] >= r["weights_mb"] > 300  # 107M fp32 parameters
+    assert report["unet_params"] > 1e8
