@@ -133,3 +133,68 @@ def run(layout: str, sizes, device, dtype, iterations: int, sample_steps: int, r
     results = [bench_size(model, device, s, iterations, sample_steps, repeats, log) for s in sizes]
     return {"model": "sdxl", "layout": layout, "unet_params": params, "results": results,
             "table": table(results)}
+
+
+def count(layout: str, size: int, dtype=torch.float16) -> dict:
+    """Machine-independent numbers on the meta device (no weights, no compute): FLOPs of a full forward
+    and of one DragNoise iteration (replay forward + backward to the bottleneck), and the bytes autograd
+    saves for that backward, split into attention probabilities (saved only by math attention; CUDA's
+    flash / memory-efficient SDPA keeps O(tokens)), weight references (no new memory) and activations."""
+    import comfy.ldm.modules.attention as attention
+    import comfy.ops
+    import tiny_sdxl
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    from torch.utils.flop_counter import FlopCounterMode
+    from dragnoise import DecoderReplay
+    attention.optimized_attention = attention.attention_pytorch  # ComfyUI's choice on CUDA
+    unet = UNetModel(**tiny_sdxl.unet_config({"full": tiny_sdxl.FULL, "vega": tiny_sdxl.VEGA}[layout]), dtype=dtype,
+                     operations=comfy.ops.disable_weight_init, device="meta")
+    lat, meta = size // 8, dict(device="meta", dtype=dtype)
+    x, ctx, y = torch.empty(1, 4, lat, lat, **meta), torch.empty(1, 77, 2048, **meta), torch.empty(1, 2816, **meta)
+    replay = DecoderReplay(unet)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        unet(x, torch.tensor([681.0], device="meta"), ctx, y,
+             transformer_options=replay.recording_options({}, ctx, None, y))
+    seen, parts = {}, {"attention": 0, "weights": 0, "activations": 0}
+    tokens = {(lat // 2 ** i) ** 2 for i in range(3)}
+
+    def pack(t):
+        if id(t) not in seen:
+            seen[id(t)] = t
+            kind = ("weights" if t.ndim == 0 or t.shape[0] > 64 else  # batch 1 (x heads) leads activations
+                    "attention" if t.ndim >= 3 and t.shape[-1] == t.shape[-2] and t.shape[-1] in tokens else
+                    "activations")
+            parts[kind] += t.numel() * t.element_size()
+        return t
+    b = replay.bottleneck.clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as it:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            f = replay.decode(b)
+        f.float().sum().backward()
+    replayed = sum(p.numel() for blk in unet.output_blocks[: replay.index + 1] for p in blk.parameters())
+    params = sum(p.numel() for p in unet.parameters())
+    gib = 2 ** 30
+    return {"size": size, "layout": layout, "dtype": str(dtype).replace("torch.", ""),
+            "forward_tflop": fc.get_total_flops() / 1e12, "iteration_tflop": it.get_total_flops() / 1e12,
+            "iteration_fwd": it.get_total_flops() / fc.get_total_flops(),
+            "weights_gib": params * dtype.itemsize / gib, "replayed_weight_copies_gib": replayed * dtype.itemsize / gib,
+            **{f"saved_{k}_gib": v / gib for k, v in parts.items()}}
+
+
+if __name__ == "__main__":
+    import argparse
+    from bench.comfy_env import import_comfy
+    ap = argparse.ArgumentParser(description="FLOPs and saved-tensor memory of a DragNoise iteration on SDXL (meta device)")
+    ap.add_argument("--sizes", default="1024")
+    ap.add_argument("--layout", choices=["full", "vega"], default="full")
+    a = ap.parse_args()
+    import_comfy("cpu")
+    print("| size | forward | iteration (replay fwd + bwd) | weights | replayed blocks' grad-safe copies | "
+          "saved activations | attention probs (math attention only) | estimate: weights + copies + activations |")
+    print("|" + "---|" * 8)
+    for s in (int(v) for v in a.sizes.split(",")):
+        r = count(a.layout, s)
+        total = r["weights_gib"] + r["replayed_weight_copies_gib"] + r["saved_activations_gib"]
+        print(f"| {s} px | {r['forward_tflop']:.2f} TFLOP | {r['iteration_tflop']:.2f} TFLOP (**{r['iteration_fwd']:.2f} fwd**) | "
+              f"{r['weights_gib']:.2f} GiB | {r['replayed_weight_copies_gib']:.2f} GiB | {r['saved_activations_gib']:.2f} GiB | "
+              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB |")

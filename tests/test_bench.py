@@ -90,3 +90,11 @@ def test_sdxl_benchmark_runs_on_the_sdxl_model_class(comfy_cpu, tmp_path, capsys
         assert r[key] > 0 and math.isfinite(r[key]), key
     assert r["edit_peak_total_mb"] >= r["weights_mb"] > 300  # 107M fp32 parameters
     assert report["unet_params"] > 1e8
+
+
+def test_sdxl_flop_and_memory_count_on_the_meta_device(comfy_cpu):
+    from bench import sdxl
+    r = sdxl.count("vega", 256)
+    assert 0 < r["forward_tflop"] < r["iteration_tflop"] * 3  # the replay is a part of the UNet, plus backward
+    assert 0.2 < r["iteration_fwd"] < 2.0
+    assert 0 < r["replayed_weight_copies_gib"] < r["weights_gib"] and r["saved_activations_gib"] > 0
