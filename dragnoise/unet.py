@@ -23,7 +23,9 @@ def feature_block_index(unet, level: int = 3) -> int:
     SD1.5 only. Counted from the upsamplers, so channel counts and res blocks per level don't matter.
     """
     blocks = getattr(unet, "output_blocks", None)
-    if getattr(unet, "middle_block", None) is None or blocks is None or not hasattr(unet, "input_blocks"):
+    # The bottleneck is what enters the decoder: the middle block's output, or the encoder's where a
+    # distilled UNet has no middle block (KOALA-700M; ComfyUI sets middle_block = None)
+    if not hasattr(unet, "middle_block") or blocks is None or not hasattr(unet, "input_blocks"):
         raise NotAUNetError(
             f"{type(unet).__name__} has no UNet middle block (bottleneck); DragNoise needs a "
             "UNet model such as SD1.5 or SDXL, not a transformer (DiT) model")

@@ -54,6 +54,41 @@ def test_replay_of_an_sdxl_model_includes_the_adm_embedding(small_sdxl):
         torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
 
 
+def test_a_unet_without_middle_block_drags_its_encoder_output(comfy_cpu):
+    # KOALA-700M: ComfyUI detects it as an SDXL variant and builds it with middle_block = None; what
+    # enters the decoder is then the encoder's output, the bottleneck DragNoise optimizes and injects
+    import comfy.model_detection
+    import comfy.ops
+    import comfy.supported_models
+    from dragnoise import DecoderReplay, PropagationWindow
+    from tiny_sd15 import seeded_init_
+    koala = dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 4], transformer_depth=[0, 2, 5],
+                 transformer_depth_output=[0, 0, 2, 2, 5, 5], transformer_depth_middle=-2)
+    assert type(comfy.model_detection.model_config_from_unet_config(tiny_sdxl.unet_config(koala))).__name__ == \
+        "KOALA_700M"
+    cfg = tiny_sdxl.unet_config({**koala, "transformer_depth": [0, 1, 1], "transformer_depth_output": [0, 0, 1, 1, 1, 1]},
+                                model_channels=32, context_dim=64, num_head_channels=16, adm_in_channels=64 + 1536)
+    mc = comfy.supported_models.SDXL(cfg)
+    mc.custom_operations = comfy.ops.disable_weight_init
+    with torch.inference_mode():
+        model = mc.get_model({})
+        seeded_init_(model.diffusion_model, 6)
+    assert model.diffusion_model.middle_block is None
+    replay = record(model, 128)
+    with torch.inference_mode(False), torch.enable_grad():
+        torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
+    window = PropagationWindow(replay.bottleneck.clone() + 1.0, 10.0, 0.1)
+    to = {"patches": {"output_block_patch": [window.output_block_patch]},
+          "wrappers": {"diffusion_model": {"k": [window.wrapper]}}, "sigmas": torch.tensor([3.0])}
+    with torch.inference_mode():
+        g = torch.Generator().manual_seed(7)
+        x, ctx = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 7, 64, generator=g)
+        y = model.encode_adm(pooled_output=torch.randn(1, 64, generator=g), width=128, height=128)
+        plain = model.apply_model(x, torch.tensor([3.0]), c_crossattn=ctx, y=y)
+        patched = model.apply_model(x, torch.tensor([3.0]), c_crossattn=ctx, y=y, transformer_options=to)
+    assert not torch.equal(plain, patched)
+
+
 def test_at_1024_px_the_feature_is_at_latent_resolution_like_sd15_at_512(small_sdxl):
     # SD1.5's official feature (decoder level 3, output_blocks[8]) is at 1/8 of the image: 64 at 512 px,
     # on a 256 grid (half the image), 4 grid cells per feature cell. SDXL's last upsampling level gives
