@@ -171,13 +171,16 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             f = replay.decode(b)
         f.float().sum().backward()
+    # the optimize node's default (as the official code) upsamples the feature to the half-resolution
+    # grid every step: that map and its gradient exist at once; low_memory samples the small feature
+    upsampled = 2 * f.shape[1] * (size // 2) ** 2 * dtype.itemsize
     replayed = sum(p.numel() for blk in unet.output_blocks[: replay.index + 1] for p in blk.parameters())
     params = sum(p.numel() for p in unet.parameters())
     gib = 2 ** 30
     return {"size": size, "layout": layout, "dtype": str(dtype).replace("torch.", ""),
             "forward_tflop": fc.get_total_flops() / 1e12, "iteration_tflop": it.get_total_flops() / 1e12,
             "iteration_fwd": it.get_total_flops() / fc.get_total_flops(),
-            "weights_gib": params * dtype.itemsize / gib, "replayed_weight_copies_gib": replayed * dtype.itemsize / gib,
+            "upsampled_feature_gib": upsampled / gib, "weights_gib": params * dtype.itemsize / gib, "replayed_weight_copies_gib": replayed * dtype.itemsize / gib,
             **{f"saved_{k}_gib": v / gib for k, v in parts.items()}}
 
 
@@ -190,11 +193,12 @@ if __name__ == "__main__":
     a = ap.parse_args()
     import_comfy("cpu")
     print("| size | forward | iteration (replay fwd + bwd) | weights | replayed blocks' grad-safe copies | "
-          "saved activations | attention probs (math attention only) | estimate: weights + copies + activations |")
-    print("|" + "---|" * 8)
+          "saved activations | attention probs (math attention only) | estimate: weights + copies + activations "
+          "(low_memory) | + feature upsampled to the grid (default) |")
+    print("|" + "---|" * 9)
     for s in (int(v) for v in a.sizes.split(",")):
         r = count(a.layout, s)
         total = r["weights_gib"] + r["replayed_weight_copies_gib"] + r["saved_activations_gib"]
         print(f"| {s} px | {r['forward_tflop']:.2f} TFLOP | {r['iteration_tflop']:.2f} TFLOP (**{r['iteration_fwd']:.2f} fwd**) | "
               f"{r['weights_gib']:.2f} GiB | {r['replayed_weight_copies_gib']:.2f} GiB | {r['saved_activations_gib']:.2f} GiB | "
-              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB |")
+              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB | {total + r['upsampled_feature_gib']:.1f} GiB |")
