@@ -188,9 +188,9 @@ def sdxl():
     pos = g.add("CLIPTextEncodeSDXL", (400, 40), [1024, 1024, 0, 0, 1024, 1024, "a photo", "a photo"], size=(400, 360))
     neg = g.add("CLIPTextEncodeSDXL", (400, 440), [1024, 1024, 0, 0, 1024, 1024, "", ""], size=(400, 360))
     g.link(ckpt, 1, pos, "clip"); g.link(ckpt, 1, neg, "clip")
-    drag_tail(g, ckpt, pos, neg, ckpt, enc, img, points=json.dumps([{"handle": [380, 520], "target": [600, 520]}]))
-    g.save("dragnoise_sdxl.json", "SDXL family: CLIP Text Encode (SDXL) with the image's size; drag at 1024 px "
-           "(handles in image pixels, supervised at half resolution as with SD1.5)")
+    drag_tail(g, ckpt, pos, neg, ckpt, enc, img)
+    g.save("dragnoise_sdxl.json", "SDXL family: CLIP Text Encode (SDXL) with the image's size (1024 for a 1024 px "
+           "image); handles in image pixels, supervised at half resolution as with SD1.5")
 
 
 TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a yellow disc on grey
