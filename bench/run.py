@@ -298,6 +298,11 @@ def main(argv=None):
                     help=f"inversion/propagation steps actually run, scaled to {INVERTED} (each is one UNet "
                          f"forward); lower it on slow CPUs (default {INVERTED})")
     ap.add_argument("--repeats", type=int, help="timed UNet forwards (median; default 5, quick 2)")
+    ap.add_argument("--model", choices=["sd15", "sdxl"], default="sd15",
+                    help="sdxl: one whole DragNoise edit on ComfyUI's SDXL model class (bench/sdxl.py)")
+    ap.add_argument("--sdxl-layout", choices=["full", "vega"], default="full",
+                    help="full SDXL base architecture (2.6B) or the reduced Segmind-Vega-layout test model")
+    ap.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], help="SDXL weights (default fp16 on CUDA, fp32 on CPU)")
     ap.add_argument("--stub-missing", action="store_true",
                     help="stand in for ComfyUI imports the benchmark never uses (transformers, scipy, ...) "
                          "when they are not installed")
@@ -319,6 +324,20 @@ def main(argv=None):
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
+    if a.model == "sdxl":
+        from bench import sdxl
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[
+            a.dtype or ("fp16" if device.type == "cuda" else "fp32")]
+        report = sdxl.run(a.sdxl_layout, sizes, device, dtype, iterations, sample_steps, repeats, log)
+        report["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        report["dtype"] = str(dtype).replace("torch.", "")
+        print(f"DragNoise SDXL benchmark: {a.sdxl_layout} architecture ({report['unet_params'] / 1e9:.2f}B params), "
+              f"{report['device']}, {report['dtype']}\n\n{report['table']}\n")
+        if sample_steps != INVERTED:
+            print(f"Inversion and propagation ran {sample_steps} steps, scaled to {INVERTED}.")
+        if a.json:
+            Path(a.json).write_text(json.dumps(report, indent=2))
+        return report
     log(f"building {layout} SD1.5 UNet (seeded random weights) on {device} ...")
     t0 = time.perf_counter()
     patcher, bm = build_model(layout, device)

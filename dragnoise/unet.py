@@ -23,7 +23,9 @@ def feature_block_index(unet, level: int = 3) -> int:
     SD1.5 only. Counted from the upsamplers, so channel counts and res blocks per level don't matter.
     """
     blocks = getattr(unet, "output_blocks", None)
-    if getattr(unet, "middle_block", None) is None or blocks is None or not hasattr(unet, "input_blocks"):
+    # The bottleneck is what enters the decoder: the middle block's output, or the encoder's where a
+    # distilled UNet has no middle block (KOALA-700M; ComfyUI sets middle_block = None)
+    if not hasattr(unet, "middle_block") or blocks is None or not hasattr(unet, "input_blocks"):
         raise NotAUNetError(
             f"{type(unet).__name__} has no UNet middle block (bottleneck); DragNoise needs a "
             "UNet model such as SD1.5 or SDXL, not a transformer (DiT) model")
@@ -89,6 +91,7 @@ class DecoderReplay:
         self.h_in: dict[int, torch.Tensor] = {}
         self.transformer_index: dict[int, int] = {}
         self.emb = None
+        self.y = None
         self.ctrl_mid = None
         self.context = None
         self.options = None
@@ -97,7 +100,10 @@ class DecoderReplay:
 
     # --- recording, inside the host's forward -------------------------------------------------
     def _capture_emb(self, emb, model_channels, transformer_options):
-        self.emb = emb
+        # the host adds the ADM embedding (SDXL: pooled text + size embeddings) right after this
+        # patch point; the replayed blocks need the sum
+        label = getattr(self.unet, "label_emb", None)
+        self.emb = emb if self.y is None or label is None else emb + label(self.y)
         return emb
 
     def _capture_output(self, h, hsp, transformer_options):
@@ -108,9 +114,10 @@ class DecoderReplay:
             self.transformer_index[i] = transformer_options.get("transformer_index", 0)
         return h, hsp
 
-    def recording_options(self, transformer_options: dict, context, control) -> dict:
+    def recording_options(self, transformer_options: dict, context, control, y=None) -> dict:
         """Options for the recording forward: the caller's, plus our two capture patches."""
         self.context = context
+        self.y = y
         self.options = transformer_options
         patches = {k: list(v) for k, v in transformer_options.get("patches", {}).items()}
         self.user_output_patches = list(patches.get("output_block_patch", []))

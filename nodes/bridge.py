@@ -11,7 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+import comfy.model_base
 import comfy.model_management
+import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
@@ -79,13 +81,33 @@ def single_latent(latent: dict, what: str = "latent", model=None) -> torch.Tenso
     return samples
 
 
+SUPPORTED = ("supported: SD1.x, SD2.x and SDXL-family UNets with the discrete DDPM schedule, eps or v-prediction "
+             "(also through ModelSamplingDiscrete, zsnr included)")
+
+
 def require_unet(model, what: str = "model"):
-    """Fail early, before any sampling, if `model` has no UNet bottleneck (e.g. a DiT such as SD3 or Flux)."""
+    """Fail early, before any sampling, on a model the method cannot serve, naming its family."""
+    family = type(getattr(model, "model", None)).__name__
     try:
         feature_block_index(model.get_model_object("diffusion_model"))
-    except NotAUNetError as e:
-        family = type(getattr(model, "model", None)).__name__
+    except NotAUNetError as e:  # a DiT (SD3, Flux), Stable Cascade
         raise NotAUNetError(f"{what}: the {family} model is not supported: {e}") from None
+    if isinstance(model.model, comfy.model_base.SDXLRefiner):
+        raise NotAUNetError(f"{what}: the SDXL refiner is not supported: it is trained for the last, low-noise steps "
+                            f"only and the drag is edited at timestep ~680; use the SDXL base model ({SUPPORTED})")
+    ms = model.get_model_object("model_sampling")
+    # the inversion walks the official DDIM timesteps of a discrete schedule, and turns x0 into noise
+    # with x = x0 + sigma * eps: true for eps and v-prediction, not for EDM/flow/x0 parameterizations
+    discrete = isinstance(ms, comfy.model_sampling.ModelSamplingDiscrete) and \
+        type(ms).timestep is comfy.model_sampling.ModelSamplingDiscrete.timestep
+    pred = type(ms).calculate_denoised
+    if not discrete or pred not in (comfy.model_sampling.EPS.calculate_denoised,
+                                    comfy.model_sampling.V_PREDICTION.calculate_denoised):
+        schedule = next(c.__name__ for c in type(ms).__mro__[1:] if issubclass(c, torch.nn.Module))
+        prediction = next((c.__name__ for c in type(ms).__mro__[1:] if not issubclass(c, torch.nn.Module)
+                           and c is not object), "?")
+        raise NotAUNetError(f"{what}: the {family} model samples with {schedule} and {prediction} prediction (e.g. "
+                            f"Playground v2.5's EDM, or x0/LCM/flow), which DragNoise cannot invert; {SUPPORTED}")
 
 
 def run_sampler(model, positive, latent: torch.Tensor, sigmas, sampler_fn) -> torch.Tensor:
@@ -120,7 +142,7 @@ def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
         replay = DecoderReplay(executor.class_obj)
         result = executor(x, timesteps, context, y, control,
-                          replay.recording_options(transformer_options, context, control), **kwargs)
+                          replay.recording_options(transformer_options, context, control, y), **kwargs)
         with torch.inference_mode(False), torch.enable_grad(), replay:
             out["result"] = work(replay)
         return result

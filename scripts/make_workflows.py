@@ -16,6 +16,8 @@ SPEC = {
     "LoraLoader": ([("model", "MODEL"), ("clip", "CLIP")], [("MODEL", "MODEL"), ("CLIP", "CLIP")],
                    ["lora_name", "strength_model", "strength_clip"]),
     "CLIPTextEncode": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")], ["text"]),
+    "CLIPTextEncodeSDXL": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")],
+                           ["width", "height", "crop_w", "crop_h", "target_width", "target_height", "text_g", "text_l"]),
     "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")], ["image", "upload"]),
     "VAEEncode": ([("pixels", "IMAGE"), ("vae", "VAE")], [("LATENT", "LATENT")], []),
     "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")], []),
@@ -172,6 +174,25 @@ def generated():
     g.save("dragnoise_generated.json", "txt2img latent goes straight into the drag (no decode/encode round trip)")
 
 
+SDXL_CKPT = "sd_xl_base_1.0.safetensors"
+
+
+def sdxl():
+    """SDXL family: CLIP Text Encode (SDXL) gives the pooled text and size embeddings SDXL's `y` is built from."""
+    g = Graph()
+    ckpt = g.add("CheckpointLoaderSimple", (0, 40), [SDXL_CKPT])
+    img = g.add("LoadImage", (0, 220), ["example.png", "image"], size=(320, 360))
+    enc = g.add("VAEEncode", (0, 640))
+    g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
+    # original size = target size = the image's (1024 for SDXL's native resolution), no crop
+    pos = g.add("CLIPTextEncodeSDXL", (400, 40), [1024, 1024, 0, 0, 1024, 1024, "a photo", "a photo"], size=(400, 360))
+    neg = g.add("CLIPTextEncodeSDXL", (400, 440), [1024, 1024, 0, 0, 1024, 1024, "", ""], size=(400, 360))
+    g.link(ckpt, 1, pos, "clip"); g.link(ckpt, 1, neg, "clip")
+    drag_tail(g, ckpt, pos, neg, ckpt, enc, img)
+    g.save("dragnoise_sdxl.json", "SDXL family: CLIP Text Encode (SDXL) with the image's size (1024 for a 1024 px "
+           "image); handles in image pixels, supervised at half resolution as with SD1.5")
+
+
 TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a yellow disc on grey
 TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
 
@@ -201,4 +222,5 @@ if __name__ == "__main__":
                "added on top of the injected bottleneck", controlnet=True)
     generated()
     toy_demo()
+    sdxl()
     print("wrote", sorted(p.name for p in OUT.glob("*.json")))

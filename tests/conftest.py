@@ -43,6 +43,13 @@ def models_dir(comfy_cpu):
 
 
 @pytest.fixture(scope="session")
+def sdxl_checkpoint(models_dir):
+    """File name of the small SDXL-family checkpoint in models_dir/checkpoints (written once, ~1.9 GB)."""
+    import tiny_sdxl
+    return tiny_sdxl.write_checkpoint(models_dir)
+
+
+@pytest.fixture(scope="session")
 def server(models_dir, tmp_path_factory):
     """A real ComfyUI on 127.0.0.1 with this pack, the test models and a test image."""
     import graphs

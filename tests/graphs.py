@@ -114,3 +114,18 @@ def lora_fit_prompt(points, train_steps=2, batch=4, **drag) -> dict:
     for node in ("invert", "optimize", "patch"):
         p[node]["inputs"]["model"] = ["lora", 0]
     return p
+
+
+def sdxl_sources(ckpt: str, size: int = SIZE, cond_size: int = 1024, text: str = "a red disc and a blue square"):
+    """An SDXL-family checkpoint and CLIP Text Encode (SDXL) (the size embeddings of `y`), as drag_prompt sources."""
+    def encode(t):
+        return {"class_type": "CLIPTextEncodeSDXL", "inputs": {
+            "clip": ["ckpt", 1], "width": cond_size, "height": cond_size, "crop_w": 0, "crop_h": 0,
+            "target_width": cond_size, "target_height": cond_size, "text_g": t, "text_l": t}}
+    nodes = {
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "pos": encode(text), "neg": encode(""),
+        "image": {"class_type": "LoadImage", "inputs": {"image": IMAGE}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["ckpt", 2]}},
+    }
+    return nodes, {"model": ["ckpt", 0], "pos": ["pos", 0], "neg": ["neg", 0], "vae": ["ckpt", 2]}

@@ -75,3 +75,26 @@ def test_quick_benchmark_runs_and_prints_the_table(comfy_cpu, tmp_path, capsys):
                 "dragdiffusion_iter_s", "propagation_s"):
         assert r[key] > 0 and math.isfinite(r[key]), key
     assert r["speedup"] == pytest.approx(r["dragdiffusion_iter_s"] / r["dragnoise_iter_s"])
+
+
+def test_sdxl_benchmark_runs_on_the_sdxl_model_class(comfy_cpu, tmp_path, capsys):
+    # the reduced (Segmind-Vega-layout) SDXL at 64 px: the code path of the full-architecture run
+    from bench import run
+    out = tmp_path / "sdxl.json"
+    report = run.main(["--model", "sdxl", "--sdxl-layout", "vega", "--sizes", "64", "--iterations", "2",
+                       "--sample-steps", "1", "--repeats", "1", "--device", "cpu", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert "DragNoise SDXL benchmark: vega architecture" in text and "| 64 px |" in text
+    r = json.loads(out.read_text())["results"][0]
+    for key in ("unet_forward_s", "inversion_s", "dragnoise_iter_s", "propagation_s", "edit_peak_total_mb"):
+        assert r[key] > 0 and math.isfinite(r[key]), key
+    assert r["edit_peak_total_mb"] >= r["weights_mb"] > 300  # 107M fp32 parameters
+    assert report["unet_params"] > 1e8
+
+
+def test_sdxl_flop_and_memory_count_on_the_meta_device(comfy_cpu):
+    from bench import sdxl
+    r = sdxl.count("vega", 256)
+    assert 0 < r["forward_tflop"] < r["iteration_tflop"] * 3  # the replay is a part of the UNet, plus backward
+    assert 0.2 < r["iteration_fwd"] < 2.0
+    assert 0 < r["replayed_weight_copies_gib"] < r["weights_gib"] and r["saved_activations_gib"] > 0

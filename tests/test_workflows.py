@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import graphs
+import tiny_sdxl
 from test_widget import APP, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,15 +20,19 @@ WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 def to_test_host(prompt: dict) -> dict:
     """Swap the checkpoint for the test models and shrink the work to CPU size."""
     out = {}
+    # SDXL workflows keep their checkpoint loader, pointed at the small SDXL-family test checkpoint
+    sdxl = any(n["class_type"] == "CLIPTextEncodeSDXL" for n in prompt.values())
     for nid, node in prompt.items():
         inputs = node["inputs"]
-        if node["class_type"] == "CheckpointLoaderSimple":
+        if node["class_type"] == "CheckpointLoaderSimple" and sdxl:
+            inputs["ckpt_name"] = tiny_sdxl.CKPT
+        elif node["class_type"] == "CheckpointLoaderSimple":
             loaders = graphs.loaders()
             for i, key in enumerate(("unet", "clip", "vae")):
                 out[f"{nid}_{i}"] = loaders[key]
             continue
         for k, v in inputs.items():  # checkpoint outputs 0/1/2 -> the three loaders
-            if isinstance(v, list) and prompt.get(v[0], {}).get("class_type") == "CheckpointLoaderSimple":
+            if not sdxl and isinstance(v, list) and prompt.get(v[0], {}).get("class_type") == "CheckpointLoaderSimple":
                 inputs[k] = [f"{v[0]}_{v[1]}", 0]
         overrides = {
             "LoadImage": {"image": graphs.IMAGE},
@@ -68,8 +73,10 @@ def page(browser, server, models_dir):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
-def test_workflow_opens_converts_and_runs(page, server, path):
+def test_workflow_opens_converts_and_runs(page, server, path, request):
     wf = json.loads(path.read_text())
+    if any(n["type"] == "CLIPTextEncodeSDXL" for n in wf["nodes"]):
+        request.getfixturevalue("sdxl_checkpoint")
     result = page.evaluate(f"""async (wf) => {{
         const app = {APP};
         await app.loadGraphData(wf);
