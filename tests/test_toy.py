@@ -58,10 +58,12 @@ def test_toy_drag_moves_the_shape_through_the_server(server):
     length = math.hypot(*drag)
     # toward the target: well past halfway along the drag, and no big sideways drift
     if not (s.shift[0] > 0.5 * drag[0] and s.error < 0.5 * length):
-        # Known: on this toy model the optimization cannot move the handle's feature (its bottleneck is
-        # 2x2 at 128 px, one cell per 64 px, larger than the shapes and drags); see bench/RESULTS.md.
+        # Known debt (issue 9): on the toy model DragNoise does not move shapes (60-case bench: the
+        # oracle bottleneck moves some, DragNoise's optimized one is near-orthogonal to it); see
+        # README "Toy model" and bench/RESULTS.md. This turns into a plain assertion once a demo
+        # model on which the method works exists.
         pytest.xfail(f"toy model: disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag} "
-                     f"(centroid error {s.error:.1f} px)")
+                     f"(centroid error {s.error:.1f} px); DragNoise does not move shapes on the toy model")
 
 
 def test_drag_cases_are_seeded_and_know_their_ground_truth():
