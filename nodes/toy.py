@@ -19,8 +19,8 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             description="A tiny SD1.5-layout UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
                         "the constant conditioning they were trained with: runs a drag anywhere, no SD weights.",
             inputs=[],
-            outputs=[io.Model.Output(), io.Vae.Output(),
-                     io.Conditioning.Output("positive", tooltip="The model's only conditioning; wire it into "
+            outputs=[io.Model.Output("model", display_name="model"), io.Vae.Output("vae", display_name="vae"),
+                     io.Conditioning.Output("positive", display_name="positive", tooltip="The model's only conditioning; wire it into "
                                             "positive and negative (cfg 1.0).")],
         )
 
@@ -39,7 +39,7 @@ class DragNoiseToyScene(io.ComfyNode):
             description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training data.",
             inputs=[io.Int.Input("scene", default=11, min=0, max=2 ** 31 - 1, tooltip="Seed of the scene."),
                     io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
-            outputs=[io.Image.Output()],
+            outputs=[io.Image.Output("image", display_name="image")],
         )
 
     @classmethod
