@@ -142,8 +142,8 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
         if torch.isfinite(v.grad).all():
             opt.step()
         losses.append(loss.detach())  # read at the end: a float() here would sync every step
-        if callback is not None:
-            callback(step, config.iterations, {"loss": losses[-1]})
+        if callback is not None:  # tensors, unread: a callback that shows them pays for the sync itself
+            callback(step, config.iterations, {"loss": losses[-1], "handles": handles, "feature": f1})
     return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
 
 
@@ -156,7 +156,8 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid` (see
     drag_loop). outside_mask, on the bottleneck grid, is 1 where content must stay: the paper's mask
     loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck. callback(step, total, info) is called after
-    each step (progress, interrupt).
+    each step (progress, interrupt); info holds the step's loss, tracked handles (grid cells) and
+    decoder feature (before this step's update).
     """
     b0 = bottleneck.detach().float()
     regularizer = None
