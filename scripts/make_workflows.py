@@ -48,13 +48,23 @@ SPEC = {
     "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS")], ["points"]),
     "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
-                         ["iterations", "lr", "lam", "r1", "r2"]),
-    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("MODEL", "MODEL")],
+                         ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory"]),
+    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("model", "MODEL")],
                              ["end_step"]),
-    "DragNoiseToyModelLoader": ([], [("MODEL", "MODEL"), ("VAE", "VAE"), ("positive", "CONDITIONING")], []),
-    "DragNoiseToyScene": ([], [("IMAGE", "IMAGE")], ["scene", "size"]),
+    "DragNoiseToyModelLoader": ([], [("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING")], []),
+    "DragNoiseToyScene": ([], [("image", "IMAGE")], ["scene", "size"]),
 }
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
+# Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
+# renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
+HEIGHT = {"DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
+          "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
+TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
+
+
+def height(cls):
+    ins, outs, widgets = SPEC[cls]
+    return HEIGHT.get(cls, 50 + 40 * (max(len(ins), len(outs)) + len(widgets)))
 
 
 class Graph:
@@ -62,8 +72,9 @@ class Graph:
         self.nodes, self.links = [], []
 
     def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
+        """pos: (column, row) in the grid that settle() turns into coordinates."""
         ins, outs, _ = SPEC[cls]
-        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": list(size), "flags": {},
+        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls)], "flags": {},
                 "order": len(self.nodes), "mode": 0,
                 "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
                 "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
@@ -84,9 +95,26 @@ class Graph:
         s["outputs"][slot]["links"].append(link_id)
         self.links.append([link_id, src, slot, dst, d["inputs"].index(inputs[0]), s["outputs"][slot]["type"]])
 
+    def settle(self):
+        """Columns side by side (each as wide as its widest node), rows stacked: no box overlaps
+        another, title bars included."""
+        cols = sorted({n["pos"][0] for n in self.nodes})
+        x, xs = 0, {}
+        for c in cols:
+            xs[c] = x
+            x += max(n["size"][0] for n in self.nodes if n["pos"][0] == c) + GAP
+        for c in cols:
+            y = TITLE
+            for n in sorted((n for n in self.nodes if n["pos"][0] == c), key=lambda n: n["pos"][1]):
+                n["pos"] = [xs[c], y]
+                y += n["size"][1] + TITLE + GAP
+
     def save(self, name, note):
+        self.settle()
+        # opens at zoom 1 (the points editor at full size) with the first columns in view
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
-              "links": self.links, "groups": [], "config": {}, "extra": {"dragnoise_note": note}, "version": 0.4}
+              "links": self.links, "groups": [], "config": {},
+              "extra": {"dragnoise_note": note, "ds": {"scale": 1, "offset": [80, 60]}}, "version": 0.4}
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
@@ -97,7 +125,8 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(model, 0, inv, "model"); g.link(clip_pos, pos_slot, inv, "positive"); g.link(latent, 0, inv, "latent")
     pts = g.add("DragNoisePoints", (x, 260), [points], size=(420, 520))
     g.link(image, 0, pts, "image")
-    opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3], size=(320, 220))
+    # trail_every 2, preview_every 20 (the node's defaults); low_memory False
+    opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3, 2, 20, False], size=(320, 220))
     g.link(model, 0, opt, "model"); g.link(clip_pos, pos_slot, opt, "positive")
     g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
     if mask is not None:

@@ -428,7 +428,7 @@ class PointEditor {
       g.fillStyle = "#888";
       g.font = "12px sans-serif";
       g.textAlign = "center";
-      g.fillText("Connect a Load Image, or run the graph", L.cw / 2, L.ch / 2);
+      g.fillText("Run the graph to see its image here", L.cw / 2, L.ch / 2);
       return;
     }
     g.imageSmoothingEnabled = L.s < 1;
