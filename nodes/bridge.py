@@ -10,6 +10,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import comfy.model_management
 import comfy.patcher_extension
@@ -62,10 +63,27 @@ def progress(total: int):
 PROGRESS_EVENT = "dragnoise.progress"  # listened to by web/dragnoise_points.js
 
 
+PREVIEW_VAE = "dragnoise_preview_vae"  # model_options key: a VAE that previews this model's latents
+
+
+class VAEPreviewer(latent_preview.LatentPreviewer):
+    """Previews with a model's own small VAE (the toy model's: SD1.5's Latent2RGB colours don't fit it)."""
+
+    def __init__(self, vae, latent_format):
+        self.vae, self.fmt = vae, latent_format
+
+    @torch.inference_mode()
+    def decode_latent_to_preview(self, x0):
+        img = self.vae.decode(self.fmt.process_out(x0[:1]))[0]
+        return Image.fromarray((img.clamp(0, 1) * 255).byte().cpu().numpy())
+
+
 def previewer_for(model):
     """ComfyUI's latent previewer for `model` (TAESD or Latent2RGB per --preview-method); with previews
     off (ComfyUI's default) its Latent2RGB one, cheap, so the drag preview is on by default."""
     fmt = model.get_model_object("latent_format")
+    if model.model_options.get(PREVIEW_VAE) is not None:
+        return VAEPreviewer(model.model_options[PREVIEW_VAE], fmt)
     p = latent_preview.get_previewer(model.load_device, fmt)
     if p is None and getattr(fmt, "latent_rgb_factors", None) is not None:
         p = latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, getattr(fmt, "latent_rgb_factors_bias", None))

@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..dragnoise_toy import model as toy_model
 from ..dragnoise_toy.data import random_scene
+from .bridge import PREVIEW_VAE
 
 CATEGORY = "DragNoise/demo (testing)"
 
@@ -26,7 +27,9 @@ class DragNoiseToyModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
-        return io.NodeOutput(toy_model.load_unet_patcher(), toy_model.load_vae(), toy_model.positive_conditioning())
+        model, vae = toy_model.load_unet_patcher(), toy_model.load_vae()
+        model.model_options[PREVIEW_VAE] = vae  # the optimizer's x0 preview decodes with it
+        return io.NodeOutput(model, vae, toy_model.positive_conditioning())
 
 
 class DragNoiseToyScene(io.ComfyNode):

@@ -5,8 +5,8 @@
 Records one UNet forward at the editing step (as the optimize node does), then times, each as the
 median of several runs: a full UNet forward (the unit), one optimization iteration, one trail
 message (tracked handles read back + the JSON the server sends) and one x0 preview (the rest of the
-UNet from the decoder feature, the x0 estimate, ComfyUI's Latent2RGB previewer, the JPEG the server
-sends). Prints each in forwards and the share of the loop at several progress_every values.
+UNet from the decoder feature, the x0 estimate, the previewer the node uses (ComfyUI's Latent2RGB;
+the toy model's own VAE for the toy), the JPEG the server sends). Prints each in forwards and the share of the loop at several progress_every values.
 sd15 is the full SD1.5 UNet layout with seeded random weights (timing only).
 """
 import argparse
@@ -78,6 +78,15 @@ def main():
         replay.out_dtype = xin.dtype
         unet(xin, t, ctx, transformer_options=replay.recording_options({}, ctx, None))
     previewer = latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, fmt.latent_rgb_factors_bias)
+    if args.model == "toy":  # as nodes/bridge.py's VAEPreviewer: the toy model previews with its own VAE
+        from PIL import Image
+        vae = toy.load_vae()
+
+        class ToyPreviewer(latent_preview.LatentPreviewer):
+            def decode_latent_to_preview(self, x0):
+                img = vae.decode(fmt.process_out(x0[:1]))[0]
+                return Image.fromarray((img.clamp(0, 1) * 255).byte().cpu().numpy())
+        previewer = ToyPreviewer()
     gw = size // 2
     handles, targets = [(gw * 0.35, gw * 0.5), (gw * 0.6, gw * 0.35)], [(gw * 0.5, gw * 0.5), (gw * 0.6, gw * 0.5)]
     handles = [tuple(map(round, h)) for h in handles]
