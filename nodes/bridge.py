@@ -7,6 +7,7 @@ conds, hooks) and cleaned up exactly as the core samplers do it.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,7 @@ def progress(total: int):
 
 
 PROGRESS_EVENT = "dragnoise.progress"  # listened to by web/dragnoise_points.js
+PREVIEW_BUDGET = 0.05  # x0 previews take at most this share of the optimization's time
 
 
 PREVIEW_VAE = "dragnoise_preview_vae"  # model_options key: a VAE that previews this model's latents
@@ -94,7 +96,8 @@ class LiveProgress:
     """Progress bar and Cancel on every iteration; what the drag looks like so far every few: the
     tracked handles and alignment loss to the point editor (a PromptServer message, every
     `trail_every` iterations) and preview(info), an x0 estimate, as this node's progress-bar preview
-    (every `preview_every`). 0 turns either off."""
+    (every `preview_every`, skipped while previews have taken over PREVIEW_BUDGET of the loop's time,
+    whatever the model and previewer cost). 0 turns either off."""
 
     def __init__(self, total: int, trail_every: int, preview_every: int, start, targets, scale: float, preview=None):
         ctx = get_executing_context()
@@ -103,6 +106,7 @@ class LiveProgress:
         self.trail_every, self.preview_every = trail_every, preview_every if preview else 0
         self.scale, self.preview = scale, preview
         self.start, self.targets = self.pixels(start), self.pixels(targets)
+        self.began, self.spent = time.perf_counter(), 0.0
 
     def pixels(self, cells):  # supervision grid -> image pixels
         return [[float(x) * self.scale, float(y) * self.scale] for x, y in cells]
@@ -120,8 +124,13 @@ class LiveProgress:
         comfy.model_management.throw_exception_if_processing_interrupted()
         if self.trail_every and (step + 1) % self.trail_every == 0:
             self.send(step + 1, total, info["handles"].tolist(), info["loss"])  # the loop syncs every step anyway
-        show = self.preview_every and (step + 1) % self.preview_every == 0
-        self.pbar.update_absolute(step + 1, total, self.preview(info) if show else None)
+        image = None
+        if self.preview_every and (step + 1) % self.preview_every == 0 and \
+                self.spent <= PREVIEW_BUDGET * (time.perf_counter() - self.began):
+            t = time.perf_counter()
+            image = self.preview(info)
+            self.spent += time.perf_counter() - t
+        self.pbar.update_absolute(step + 1, total, image)
 
 
 def ddim_sigmas(model, steps: int) -> list[float]:
