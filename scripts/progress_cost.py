@@ -6,7 +6,8 @@ Records one UNet forward at the editing step (as the optimize node does), then t
 median of several runs: a full UNet forward (the unit), one optimization iteration, one trail
 message (tracked handles read back + the JSON the server sends) and one x0 preview (the rest of the
 UNet from the decoder feature, the x0 estimate, the previewer the node uses (ComfyUI's Latent2RGB;
-the toy model's own VAE for the toy), the JPEG the server sends). Prints each in forwards and the share of the loop at several progress_every values.
+the toy model's own VAE for the toy), the JPEG the server sends). Prints each in forwards and the share of the loop at several trail_every / preview_every
+values, before the optimize node's cap (it skips a preview while previews took over 5% of the loop).
 sd15 is the full SD1.5 UNet layout with seeded random weights (timing only).
 """
 import argparse
@@ -123,9 +124,9 @@ def main():
     print(f"x0 preview:    {t_preview * 1e3:.2f} ms = {t_preview / fwd:.3f} forwards each")
     for every in (1, 2, 5, 10, 20):
         per = (t_trail + t_preview) / every
-        print(f"progress_every {every:>2}: {per / fwd:.4f} forwards per iteration "
+        print(f"every {every:>2} iterations: {per / fwd:.4f} forwards per iteration "
               f"(trails {t_trail / every / fwd:.4f}, preview {t_preview / every / fwd:.4f}), "
-              f"{100 * per / iteration:.1f}% of the loop")
+              f"{100 * per / iteration:.1f}% of the loop (the node skips previews beyond 5%)")
 
 
 if __name__ == "__main__":
