@@ -33,9 +33,10 @@ class DragNoiseOptimize(io.ComfyNode):
                 io.Float.Input("lam", default=d.lam, min=0.0, max=10.0, step=0.01, tooltip="Mask loss weight lambda (official UI 0.1, DragBench 0.2)."),
                 io.Int.Input("r1", default=d.r1, min=0, max=8, tooltip="Alignment patch radius (official 1)."),
                 io.Int.Input("r2", default=d.r2, min=1, max=16, tooltip="Tracking search radius (official 3)."),
-                io.Int.Input("trail_every", default=TRAIL_EVERY, min=0, max=1000,
+                # optional: API prompts written before these inputs existed still validate
+                io.Int.Input("trail_every", default=TRAIL_EVERY, min=0, max=1000, optional=True,
                              tooltip="Every N iterations the point editor draws the tracked handles and the loss (0 = off)."),
-                io.Int.Input("preview_every", default=PREVIEW_EVERY, min=0, max=1000,
+                io.Int.Input("preview_every", default=PREVIEW_EVERY, min=0, max=1000, optional=True,
                              tooltip="Every N iterations this node previews the edit: the x0 estimate of the "
                                      "current bottleneck (0 = off; each costs a fraction of a UNet forward)."),
             ],

@@ -116,6 +116,9 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         assert [p["step"] for p in live] == sorted(p["step"] for p in live)
         assert rec["previews"] >= 1, "no x0 preview reached the optimizer node"
         assert "loss" in page.locator(".dragnoise-progress").first.inner_text()
+        # the frontend draws no preview of its own under the editor (it used to squeeze it to ~140 px)
+        assert page.evaluate(f"() => ({BY_TYPE}('DragNoisePoints').imgs?.length ?? 0)") == 0
+        assert page.locator("canvas.dragnoise-points-canvas").first.bounding_box()["height"] >= 256
         # the before/after view: the SaveImage downstream of the drag
         page.wait_for_function(f"() => !!{EDITOR}.after", timeout=10_000)
         if frontend == "pinned":
