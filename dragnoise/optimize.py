@@ -142,8 +142,8 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
         if torch.isfinite(v.grad).all():
             opt.step()
         losses.append(loss.detach())  # read at the end: a float() here would sync every step
-        if callback is not None:
-            callback(step, config.iterations, {"loss": losses[-1], "handles": handles})
+        if callback is not None:  # tensors, unread: a callback that shows them pays for the sync itself
+            callback(step, config.iterations, {"loss": losses[-1], "handles": handles, "feature": f1, "aux": aux})
     return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
 
 
@@ -161,7 +161,9 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     own bilinear value between them, so the update differs somewhat (measured in bench/RESULTS.md),
     for a much smaller peak memory at large images. outside_mask, on the bottleneck grid, is 1
     where content must stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
-    callback(step, total, info) is called after each step (progress, interrupt).
+    callback(step, total, info) is called after each step (progress, interrupt); info holds the
+    step's loss, tracked handles (grid cells) and decoder feature as decode returned it (before
+    this step's update).
     """
     b0 = bottleneck.detach().float()
     regularizer = None
@@ -172,6 +174,11 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
         size = tuple(int(v) for v in grid)
 
         def features(b):
-            return F.interpolate(decode(b), size=size, mode="bilinear", align_corners=False), None
-        return drag_loop(features, bottleneck, handles, targets, config, regularizer, callback)
+            f = decode(b)
+            return F.interpolate(f, size=size, mode="bilinear", align_corners=False), f
+
+        def report(step, total, info):  # the feature at decode's resolution, not the upsampled one
+            callback(step, total, {**info, "feature": info["aux"]})
+        return drag_loop(features, bottleneck, handles, targets, config, regularizer,
+                         report if callback is not None else None)
     return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 MAX_PAIRS = 64  # far beyond any real edit; bounds the work one prompt can ask for
 
 
+EMPTY = "points is empty: place at least one handle and its target"
+
+
 class PointsError(ValueError):
     """Bad points input; the message names the field and the problem."""
 
@@ -56,10 +59,11 @@ def _coord(value, where: str) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def parse_points(text) -> DragPoints:
+def parse_points(text, allow_empty: bool = False) -> DragPoints:
     """Parse '[{"handle":[x,y],"target":[x,y]}, ...]' (image pixels) into DragPoints.
 
-    Also accepts an already-decoded list, or {"pairs": [...]} as some tools wrap it.
+    Also accepts an already-decoded list, or {"pairs": [...]} as some tools wrap it. `allow_empty`
+    lets the points node run with no pairs yet, so the image reaches its editor on the first run.
     """
     data = text
     if isinstance(text, str):
@@ -73,8 +77,8 @@ def parse_points(text) -> DragPoints:
         data = data["pairs"]
     if not isinstance(data, list):
         raise PointsError('points must be a JSON list like [{"handle": [x, y], "target": [x, y]}]')
-    if not data:
-        raise PointsError("points is empty: place at least one handle and its target")
+    if not data and not allow_empty:
+        raise PointsError(EMPTY)
     if len(data) > MAX_PAIRS:
         raise PointsError(f"points has {len(data)} pairs; at most {MAX_PAIRS} are supported")
     handles, targets = [], []

@@ -96,6 +96,7 @@ class DecoderReplay:
         self.context = None
         self.options = None
         self.user_output_patches = []
+        self.out_dtype = None  # the UNet input's dtype: the forward casts to it before the `out` head
         self._weights = None
 
     # --- recording, inside the host's forward -------------------------------------------------
@@ -108,10 +109,11 @@ class DecoderReplay:
 
     def _capture_output(self, h, hsp, transformer_options):
         i = transformer_options["block"][1]
+        # every skip (references, no copies): blocks after the feature layer serve finish() (previews)
+        self.skips[i] = hsp
+        self.transformer_index[i] = transformer_options.get("transformer_index", 0)
         if i <= self.index + 1:
             self.h_in[i] = h
-            self.skips[i] = hsp
-            self.transformer_index[i] = transformer_options.get("transformer_index", 0)
         return h, hsp
 
     def recording_options(self, transformer_options: dict, context, control, y=None) -> dict:
@@ -145,7 +147,8 @@ class DecoderReplay:
         """Make recorded tensors and the replayed blocks' weights safe for autograd."""
         if self._weights is None:
             self._weights = GradSafeWeights(self.unet.output_blocks[: self.index + 1])
-            self.skips = {k: _grad_safe(v) for k, v in self.skips.items()}
+            # only the replayed blocks' skips: finish() runs without autograd and needs no copies
+            self.skips = {k: _grad_safe(v) if k <= self.index else v for k, v in self.skips.items()}
             self.emb = _grad_safe(self.emb)
             self.context = _grad_safe(self.context)
             self.ctrl_mid = _grad_safe(self.ctrl_mid)
@@ -165,8 +168,18 @@ class DecoderReplay:
             with self:
                 return self.decode(bottleneck)
         h = bottleneck if self.ctrl_mid is None else bottleneck + self.ctrl_mid
+        return self._output_blocks(h, range(self.index + 1))
+
+    @torch.inference_mode()
+    def finish(self, feature: torch.Tensor) -> torch.Tensor:
+        """The UNet output (e.g. the noise prediction) from a decoder feature, no autograd: the output
+        blocks after the feature layer and the `out` head, as the forward ends. For previews."""
+        h = self._output_blocks(feature.detach(), range(self.index + 1, len(self.unet.output_blocks)))
+        return self.unet.out(h if self.out_dtype is None else h.type(self.out_dtype))
+
+    def _output_blocks(self, h: torch.Tensor, blocks) -> torch.Tensor:
         options = dict(self.options)
-        for i in range(self.index + 1):
+        for i in blocks:
             options["block"] = ("output", i)
             options["transformer_index"] = self.transformer_index.get(i, 0)
             hsp = self.skips[i]

@@ -7,9 +7,11 @@ conds, hooks) and cleaned up exactly as the core samplers do it.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import comfy.model_base
 import comfy.model_management
@@ -18,6 +20,9 @@ import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import latent_preview
+from comfy_execution.utils import get_executing_context
+from server import PromptServer
 from comfy_api.latest import io
 
 from ..dragnoise import DecoderReplay, NotAUNetError, feature_block_index
@@ -56,6 +61,78 @@ def progress(total: int):
         comfy.model_management.throw_exception_if_processing_interrupted()
         pbar.update_absolute(step + 1, total)
     return update
+
+
+PROGRESS_EVENT = "dragnoise.progress"  # listened to by web/dragnoise_points.js
+PREVIEW_BUDGET = 0.05  # x0 previews take at most this share of the optimization's time
+
+
+PREVIEW_VAE = "dragnoise_preview_vae"  # model_options key: a VAE that previews this model's latents
+
+
+class VAEPreviewer(latent_preview.LatentPreviewer):
+    """Previews with a model's own small VAE (the toy model's: SD1.5's Latent2RGB colours don't fit it)."""
+
+    def __init__(self, vae, latent_format):
+        self.vae, self.fmt = vae, latent_format
+
+    @torch.inference_mode()
+    def decode_latent_to_preview(self, x0):
+        img = self.vae.decode(self.fmt.process_out(x0[:1]))[0]
+        return Image.fromarray((img.clamp(0, 1) * 255).byte().cpu().numpy())
+
+
+def previewer_for(model):
+    """ComfyUI's latent previewer for `model` (TAESD or Latent2RGB per --preview-method); with previews
+    off (ComfyUI's default) its Latent2RGB one, cheap, so the drag preview is on by default."""
+    fmt = model.get_model_object("latent_format")
+    if model.model_options.get(PREVIEW_VAE) is not None:
+        return VAEPreviewer(model.model_options[PREVIEW_VAE], fmt)
+    p = latent_preview.get_previewer(model.load_device, fmt)
+    if p is None and getattr(fmt, "latent_rgb_factors", None) is not None:
+        p = latent_preview.Latent2RGBPreviewer(fmt.latent_rgb_factors, getattr(fmt, "latent_rgb_factors_bias", None))
+    return p
+
+
+class LiveProgress:
+    """Progress bar and Cancel on every iteration; what the drag looks like so far every few: the
+    tracked handles and alignment loss to the point editor (a PromptServer message, every
+    `trail_every` iterations) and preview(info), an x0 estimate, as this node's progress-bar preview
+    (every `preview_every`, skipped while previews have taken over PREVIEW_BUDGET of the loop's time,
+    whatever the model and previewer cost). 0 turns either off."""
+
+    def __init__(self, total: int, trail_every: int, preview_every: int, start, targets, scale: float, preview=None):
+        ctx = get_executing_context()
+        self.node, self.prompt_id = (ctx.node_id, ctx.prompt_id) if ctx else (None, None)
+        self.pbar = comfy.utils.ProgressBar(total)
+        self.trail_every, self.preview_every = trail_every, preview_every if preview else 0
+        self.scale, self.preview = scale, preview
+        self.start, self.targets = self.pixels(start), self.pixels(targets)
+        self.began, self.spent = time.perf_counter(), 0.0
+
+    def pixels(self, cells):  # supervision grid -> image pixels
+        return [[float(x) * self.scale, float(y) * self.scale] for x, y in cells]
+
+    def send(self, step: int, total: int, handles, loss, done=False):
+        server = PromptServer.instance
+        if not self.trail_every or self.node is None or server.client_id is None:
+            return
+        server.send_sync(PROGRESS_EVENT, {
+            "node": self.node, "prompt_id": self.prompt_id, "step": step, "total": total, "done": done,
+            "loss": None if loss is None else float(loss), "start": self.start, "targets": self.targets,
+            "handles": self.pixels(handles)}, server.client_id)
+
+    def __call__(self, step: int, total: int, info: dict):
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        if self.trail_every and (step + 1) % self.trail_every == 0:
+            self.send(step + 1, total, info["handles"].tolist(), info["loss"])  # the loop syncs every step anyway
+        image = None
+        if self.preview_every and (step + 1) % self.preview_every == 0 and \
+                self.spent <= PREVIEW_BUDGET * (time.perf_counter() - self.began):
+            t = time.perf_counter()
+            image = self.preview(info)
+            self.spent += time.perf_counter() - t
+        self.pbar.update_absolute(step + 1, total, image)
 
 
 def ddim_sigmas(model, steps: int) -> list[float]:
@@ -130,24 +207,31 @@ def with_diffusion_wrapper(model, key: str, wrapper):
 
 
 def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
-    """One UNet forward at `sigma` through ComfyUI sampling, recorded for replay; returns work(replay).
+    """One UNet forward at `sigma` through ComfyUI sampling, recorded for replay; returns work(replay, x0).
 
     `work` runs inside the forward (the model is loaded and patched then), outside inference mode,
-    with the replayed blocks' grad-safe weights swapped in.
+    with the replayed blocks' grad-safe weights swapped in. x0(unet_output) is the denoised estimate
+    (sampler latent space, as previewers take it) for a UNet output at this step.
     """
-    out = {}
+    out, state = {}, {}
+    ms = model.get_model_object("model_sampling")
+
+    def x0(unet_output):
+        return ms.calculate_denoised(state["sigma"].to(unet_output.device), unet_output.float(), state["x"])
 
     def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         if out:  # several cond entries: the first one is optimized
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
         replay = DecoderReplay(executor.class_obj)
+        replay.out_dtype = x.dtype
         result = executor(x, timesteps, context, y, control,
                           replay.recording_options(transformer_options, context, control, y), **kwargs)
         with torch.inference_mode(False), torch.enable_grad(), replay:
-            out["result"] = work(replay)
+            out["result"] = work(replay, x0)
         return result
 
     def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
+        state["x"], state["sigma"] = x[:1], sigmas[:1]
         model_k(x, sigmas[:1].expand(x.shape[0]), **(extra_args or {}))
         return x
 

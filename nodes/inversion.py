@@ -23,10 +23,10 @@ class DragNoiseInversion(io.ComfyNode):
                              tooltip="Steps inverted = editing step t (paper and official: 35 of 50, strength 0.7)."),
             ],
             outputs=[
-                io.Latent.Output("inverted_latent"),
-                InversionType.Output("inversion"),
-                io.Int.Output("total_steps", tooltip="Wire into KSampler (Advanced) steps."),
-                io.Int.Output("start_at_step", tooltip="Wire into KSampler (Advanced) start_at_step."),
+                io.Latent.Output("inverted_latent", display_name="inverted_latent"),
+                InversionType.Output("inversion", display_name="inversion"),
+                io.Int.Output("total_steps", display_name="total_steps", tooltip="Wire into KSampler (Advanced) steps."),
+                io.Int.Output("start_at_step", display_name="start_at_step", tooltip="Wire into KSampler (Advanced) start_at_step."),
             ],
         )
 

@@ -2,10 +2,15 @@
 from comfy_api.latest import io
 
 from ..dragnoise import DragConfig, optimize_bottleneck
-from .bridge import (BottleneckType, DragNoiseInputError, InversionType, PointsType, kept_region, progress,
-                     range_problem, record_edit_step, require_unet, single_latent)
+from ..dragnoise.points import EMPTY
+from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, kept_region,
+                     previewer_for, range_problem, record_edit_step, require_unet, single_latent)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
+# Live view defaults, measured with scripts/progress_cost.py (README): a trail message costs ~0 UNet
+# forwards (the loop syncs every step anyway); an x0 preview ~0.17 (SD1.5) to 0.44 (toy) forwards,
+# so every 20 iterations it stays under 5% of the loop.
+TRAIL_EVERY, PREVIEW_EVERY = 2, 20
 
 
 class DragNoiseOptimize(io.ComfyNode):
@@ -28,12 +33,18 @@ class DragNoiseOptimize(io.ComfyNode):
                 io.Float.Input("lam", default=d.lam, min=0.0, max=10.0, step=0.01, tooltip="Mask loss weight lambda (official UI 0.1, DragBench 0.2)."),
                 io.Int.Input("r1", default=d.r1, min=0, max=8, tooltip="Alignment patch radius (official 1)."),
                 io.Int.Input("r2", default=d.r2, min=1, max=16, tooltip="Tracking search radius (official 3)."),
+                # optional: API prompts written before these inputs existed still validate
+                io.Int.Input("trail_every", default=TRAIL_EVERY, min=0, max=1000, optional=True,
+                             tooltip="Every N iterations the point editor draws the tracked handles and the loss (0 = off)."),
+                io.Int.Input("preview_every", default=PREVIEW_EVERY, min=0, max=1000, optional=True,
+                             tooltip="Every N iterations this node previews the edit: the x0 estimate of the "
+                                     "current bottleneck (0 = off; each costs a fraction of a UNet forward)."),
                 io.Boolean.Input("low_memory", default=False, optional=True,
                                  tooltip="Sample handle patches from the decoder feature at its own size instead of "
                                          "upsampling it to half the image every step (official). Less memory at "
                                          "large images; the update differs slightly."),
             ],
-            outputs=[BottleneckType.Output("bottleneck")],
+            outputs=[BottleneckType.Output("bottleneck", display_name="bottleneck")],
         )
 
     @staticmethod
@@ -45,12 +56,14 @@ class DragNoiseOptimize(io.ComfyNode):
         return cls.check(lr, lam) or True
 
     @classmethod
-    def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, mask=None,
-                low_memory=False) -> io.NodeOutput:
+    def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, trail_every=TRAIL_EVERY,
+                preview_every=PREVIEW_EVERY, mask=None, low_memory=False) -> io.NodeOutput:
         problem = cls.check(lr, lam)  # again: linked values skip validation
         if problem:
             raise DragNoiseInputError(problem)
         require_unet(model)
+        if not len(points):
+            raise DragNoiseInputError(f"{EMPTY} in the DragNoise Points editor (its image appears there after a run)")
         latent = single_latent({"samples": inversion["latent"]}, "inversion", model)
         lh, lw = latent.shape[-2:]
         height, width = lh * LATENT_SCALE, lw * LATENT_SCALE
@@ -58,15 +71,20 @@ class DragNoiseOptimize(io.ComfyNode):
         # supervision grid: half the image resolution, as in the official code
         handles, targets = points.scaled(0.5, 0.5)
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
-        update = progress(iterations)
+        previewer = previewer_for(model)
 
-        def work(replay):
+        def work(replay, x0):
             b = replay.bottleneck
             keep = kept_region(mask, (height, width), tuple(b.shape[-2:]))
+            # the edit so far: the rest of the UNet from the decoder feature, its x0 estimate, previewed
+            preview = (lambda info: previewer.decode_latent_to_preview_image("JPEG", x0(replay.finish(info["feature"]))))
+            live = LiveProgress(iterations, trail_every, preview_every, handles, targets, 2.0,
+                                preview if previewer else None)
             # the handles live on the half-resolution supervision grid
-            return optimize_bottleneck(replay.decode, b, handles, targets, config,
-                                       None if keep is None else keep.to(b.device), update,
-                                       grid=(height // 2, width // 2), low_memory=low_memory)
+            r = optimize_bottleneck(replay.decode, b, handles, targets, config, None if keep is None else keep.to(b.device),
+                                    live, grid=(height // 2, width // 2), low_memory=low_memory)
+            live.send(r.iterations, iterations, r.handles, r.losses[-1] if r.losses else None, done=True)  # final
+            return r
 
         r = record_edit_step(model, positive, latent, inversion["sigma"], work)
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],

@@ -4,6 +4,8 @@ from comfy_api.latest import io, ui
 from ..dragnoise import PointsError, parse_points
 from .bridge import PointsType
 
+UI_KEY = "dragnoise_image"  # read by web/dragnoise_points.js
+
 
 class DragNoisePoints(io.ComfyNode):
     @classmethod
@@ -19,7 +21,7 @@ class DragNoisePoints(io.ComfyNode):
                                 tooltip='JSON list of {"handle": [x, y], "target": [x, y]} in image pixels.'),
                 io.Image.Input("image", optional=True, tooltip="The image being edited: shown in the editor, bounds-checked."),
             ],
-            outputs=[PointsType.Output("drag_points")],
+            outputs=[PointsType.Output("drag_points", display_name="drag_points")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
         )
 
@@ -28,16 +30,19 @@ class DragNoisePoints(io.ComfyNode):
         if points is None:  # from a link: parsed when the node runs
             return True
         try:
-            parse_points(points)
+            parse_points(points, allow_empty=True)  # the optimizer asks for pairs; see execute
         except PointsError as e:
             return str(e)
         return True
 
     @classmethod
     def execute(cls, points, image=None) -> io.NodeOutput:
-        parsed = parse_points(points)
+        # [] passes here (Optimize refuses it), so a first run with no pairs still shows the image
+        parsed = parse_points(points, allow_empty=True)
         if image is None:
             return io.NodeOutput(parsed)
         parsed.validate_for(image.shape[2], image.shape[1])
-        # the image goes back to the widget so the user sees what they are dragging
-        return io.NodeOutput(parsed, ui=ui.PreviewImage(image[:1], cls=cls))
+        # The image goes to the editor under our own key: under "images" the classic renderer would
+        # also draw its own preview below the editor and squeeze it.
+        saved = ui.PreviewImage(image[:1], cls=cls).as_dict()["images"]
+        return io.NodeOutput(parsed, ui={UI_KEY: saved})

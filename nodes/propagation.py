@@ -20,7 +20,8 @@ class DragNoisePropagation(io.ComfyNode):
                              tooltip="t': the last end_step denoising steps run the UNet unchanged to refine detail "
                                      "(official default 0 = inject at every step; its UI suggests 10)."),
             ],
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output("patched_model", display_name="model",
+                                          tooltip="A patched clone: sample the inverted latent with it.")],
         )
 
     @classmethod

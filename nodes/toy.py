@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..dragnoise_toy import model as toy_model
 from ..dragnoise_toy.data import random_scene
+from .bridge import PREVIEW_VAE
 
 CATEGORY = "DragNoise/demo (testing)"
 
@@ -22,14 +23,16 @@ class DragNoiseToyModelLoader(io.ComfyNode):
                         "does not carry the layout as SD's does, so the shape stays where it was (measured in "
                         "bench/RESULTS.md). Use an SD1.5 checkpoint to see drags.",
             inputs=[],
-            outputs=[io.Model.Output(), io.Vae.Output(),
-                     io.Conditioning.Output("positive", tooltip="The model's only conditioning; wire it into "
+            outputs=[io.Model.Output("model", display_name="model"), io.Vae.Output("vae", display_name="vae"),
+                     io.Conditioning.Output("positive", display_name="positive", tooltip="The model's only conditioning; wire it into "
                                             "positive and negative (cfg 1.0).")],
         )
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
-        return io.NodeOutput(toy_model.load_unet_patcher(), toy_model.load_vae(), toy_model.positive_conditioning())
+        model, vae = toy_model.load_unet_patcher(), toy_model.load_vae()
+        model.model_options[PREVIEW_VAE] = vae  # the optimizer's x0 preview decodes with it
+        return io.NodeOutput(model, vae, toy_model.positive_conditioning())
 
 
 class DragNoiseToyScene(io.ComfyNode):
@@ -43,7 +46,7 @@ class DragNoiseToyScene(io.ComfyNode):
                         "data (for the toy model, which runs the pipeline but does not move shapes).",
             inputs=[io.Int.Input("scene", default=11, min=0, max=2 ** 31 - 1, tooltip="Seed of the scene."),
                     io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
-            outputs=[io.Image.Output()],
+            outputs=[io.Image.Output("image", display_name="image")],
         )
 
     @classmethod

@@ -50,13 +50,24 @@ SPEC = {
     "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS")], ["points"]),
     "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
-                         ["iterations", "lr", "lam", "r1", "r2"]),
-    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("MODEL", "MODEL")],
+                         ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory"]),
+    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("model", "MODEL")],
                              ["end_step"]),
-    "DragNoiseToyModelLoader": ([], [("MODEL", "MODEL"), ("VAE", "VAE"), ("positive", "CONDITIONING")], []),
-    "DragNoiseToyScene": ([], [("IMAGE", "IMAGE")], ["scene", "size"]),
+    "DragNoiseToyModelLoader": ([], [("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING")], []),
+    "DragNoiseToyScene": ([], [("image", "IMAGE")], ["scene", "size"]),
+    "Note": ([], [], ["text"]),
 }
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
+# Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
+# renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
+HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
+          "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
+TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
+
+
+def height(cls):
+    ins, outs, widgets = SPEC[cls]
+    return HEIGHT.get(cls, 50 + 40 * (max(len(ins), len(outs)) + len(widgets)))
 
 
 class Graph:
@@ -64,8 +75,9 @@ class Graph:
         self.nodes, self.links = [], []
 
     def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
+        """pos: (column, row) in the grid that settle() turns into coordinates."""
         ins, outs, _ = SPEC[cls]
-        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": list(size), "flags": {},
+        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls)], "flags": {},
                 "order": len(self.nodes), "mode": 0,
                 "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
                 "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
@@ -86,9 +98,26 @@ class Graph:
         s["outputs"][slot]["links"].append(link_id)
         self.links.append([link_id, src, slot, dst, d["inputs"].index(inputs[0]), s["outputs"][slot]["type"]])
 
+    def settle(self):
+        """Columns side by side (each as wide as its widest node), rows stacked: no box overlaps
+        another, title bars included."""
+        cols = sorted({n["pos"][0] for n in self.nodes})
+        x, xs = 0, {}
+        for c in cols:
+            xs[c] = x
+            x += max(n["size"][0] for n in self.nodes if n["pos"][0] == c) + GAP
+        for c in cols:
+            y = TITLE
+            for n in sorted((n for n in self.nodes if n["pos"][0] == c), key=lambda n: n["pos"][1]):
+                n["pos"] = [xs[c], y]
+                y += n["size"][1] + TITLE + GAP
+
     def save(self, name, note):
+        self.settle()
+        # opens at zoom 1 (the points editor at full size) with the first columns in view
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
-              "links": self.links, "groups": [], "config": {}, "extra": {"dragnoise_note": note}, "version": 0.4}
+              "links": self.links, "groups": [], "config": {},
+              "extra": {"dragnoise_note": note, "ds": {"scale": 1, "offset": [80, 60]}}, "version": 0.4}
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
@@ -99,7 +128,8 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(model, 0, inv, "model"); g.link(clip_pos, pos_slot, inv, "positive"); g.link(latent, 0, inv, "latent")
     pts = g.add("DragNoisePoints", (x, 260), [points], size=(420, 520))
     g.link(image, 0, pts, "image")
-    opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3], size=(320, 220))
+    # trail_every 2, preview_every 20 (the node's defaults); low_memory False
+    opt = g.add("DragNoiseOptimize", (x + 460, 40), [60, 0.01, 0.1, 1, 3, 2, 20, False], size=(320, 220))
     g.link(model, 0, opt, "model"); g.link(clip_pos, pos_slot, opt, "positive")
     g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
     if mask is not None:
@@ -195,6 +225,11 @@ def sdxl():
 
 TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a yellow disc on grey
 TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
+TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
+            "model bundled with the pack, with no SD weights. The toy model is too small to move the shape: "
+            "the disc comes back where it was (measured on 60 cases in bench/RESULTS.md; README, 'Toy model', "
+            "says why). Watch the handle trails in the points editor and the x0 preview on the Optimize node. "
+            "To see real drags, load an SD1.5 checkpoint and open dragnoise_real_photo.json.")
 
 
 def toy_demo():
@@ -204,9 +239,10 @@ def toy_demo():
     scene = g.add("DragNoiseToyScene", (0, 220), [TOY_SCENE, 128], size=(320, 110))
     enc = g.add("VAEEncode", (400, 220))
     g.link(scene, 0, enc, "pixels"); g.link(toy, 1, enc, "vae")
+    g.add("Note", (0, 400), [TOY_NOTE], size=(320, 260), title="What this demo shows")
     drag_tail(g, toy, toy, toy, toy, enc, scene, x=500, pos_slot=2, neg_slot=2, vae_slot=1, points=TOY_POINTS)
     g.save("dragnoise_toy_demo.json", "No SD weights needed: a tiny model trained on flat shapes (DragNoise/demo "
-           "(testing) nodes). Queue to drag the shape; move the points on the canvas and queue again")
+           "(testing) nodes). It runs every step of a drag but does not move the shape (see the Note)")
 
 
 if __name__ == "__main__":

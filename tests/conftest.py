@@ -62,6 +62,25 @@ def server(models_dir, tmp_path_factory):
     srv.stop()
 
 
+LATEST = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "frontend-latest" / "comfyui_frontend_package" / "static"
+
+
+@pytest.fixture(scope="session")
+def server_latest(models_dir, tmp_path_factory):
+    """A second ComfyUI serving the newest frontend package instead of the pinned one."""
+    if not (LATEST / "index.html").is_file():
+        unavailable(f"newest frontend not installed at {LATEST}; run scripts/setup_host.sh")
+    import graphs
+    from comfy_server import ComfyServer
+    base = tmp_path_factory.mktemp("comfy_latest")
+    (base / "input").mkdir()
+    graphs.write_test_image(base / "input" / graphs.IMAGE)
+    srv = ComfyServer(COMFY, base, models_dir, extra_args=["--front-end-root", str(LATEST)])
+    yield srv
+    srv.stop()
+
+
+
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -65,6 +65,27 @@ def test_replay_matches_the_recorded_forward(setup):
     assert b.grad is not None and b.grad.abs().sum() > 0
 
 
+def test_finish_completes_the_forward_from_the_feature(setup):
+    """The x0 preview's path: output blocks after the feature layer + `out` give the UNet's own output."""
+    bm, ms, ctx, sched, _ = setup
+    sigma = sched[15]
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5)) * sigma
+    replay = DecoderReplay(bm.diffusion_model)
+    with torch.inference_mode():
+        xin = x / (sigma ** 2 + 1) ** 0.5
+        full = bm.diffusion_model(xin, ms.timestep(torch.tensor([sigma])), ctx,
+                                  transformer_options=replay.recording_options({}, ctx, None))
+    with torch.inference_mode(False), torch.enable_grad(), replay:
+        b = replay.bottleneck.clone().requires_grad_(True)
+        f = replay.decode(b)
+        out = replay.finish(f)
+    torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-4)
+    # a changed bottleneck changes the finished output (finish really reads the feature it is given)
+    with torch.inference_mode(False), replay:
+        other = replay.finish(replay.decode(replay.bottleneck * 1.5))
+    assert (other - full).abs().max() > 1e-3
+
+
 def test_optimization_lowers_loss_and_moves_handles(setup):
     bm, ms, ctx, sched, _ = setup
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(4)) * sched[15]

@@ -36,6 +36,13 @@ def test_bad_points_name_the_problem(text, words):
         parse_points(text)
 
 
+def test_empty_list_only_where_allowed():
+    # the points node runs with no pairs (the editor gets its image); the optimizer then asks for them
+    assert len(parse_points("[]", allow_empty=True)) == 0
+    with pytest.raises(PointsError, match="empty"):
+        parse_points("[]")
+
+
 def test_points_outside_image_are_named():
     p = parse_points('[{"handle": [10, 20], "target": [300, 40]}]')
     p.validate_for(512, 512)

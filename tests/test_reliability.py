@@ -128,7 +128,8 @@ BAD_INPUT = [
     ("points: a path instead of JSON", with_points("../../../../etc/passwd"), "points", ["not valid JSON"]),
     ("points: a JSON object, not a list", with_points('{"a": 1}'), "points", ["must be a JSON list"]),
     ("points: a bare number", with_points("5"), "points", ["must be a JSON list"]),
-    ("points: empty list", with_points("[]"), "points", ["points is empty"]),
+    # [] passes the points node (its image still reaches the editor); the optimizer refuses it
+    ("points: empty list", with_points("[]"), "optimize", ["points is empty", "DragNoise Points editor"]),
     ("points: pair without target", with_points('[{"handle": [1, 2]}]'), "points",
      ['points[0] must be an object with "handle" and "target"']),
     ("points: coordinate is a string", with_points('[{"handle": ["a", 2], "target": [5, 5]}]'), "points",

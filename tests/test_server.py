@@ -44,8 +44,7 @@ def test_drag_end_to_end_and_original_model_untouched(server):
 
 
 @pytest.mark.parametrize("points, words", [
-    ("[{oops", "not valid JSON"),
-    ("[]", "empty"),
+    ("[{oops", "not valid JSON"),  # ("[]" passes this node so its image reaches the editor: test_reliability)
     ('[{"handle": [10, 10], "target": [10, 10]}]', "zero-length"),
 ])
 def test_bad_points_are_refused_at_validation(server, points, words):

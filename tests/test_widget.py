@@ -8,33 +8,15 @@ the points are checked as exact image pixels in the saved workflow and in the AP
 """
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 
 import graphs
-from conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
-LATEST = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "frontend-latest" / "comfyui_frontend_package" / "static"
 OTHER_IMAGE = "dragnoise_other_size.png"
 N = graphs.SIZE
-
-
-@pytest.fixture(scope="session")
-def server_latest(models_dir, tmp_path_factory):
-    """A second ComfyUI serving the newest frontend package instead of the pinned one."""
-    if not (LATEST / "index.html").is_file():
-        unavailable(f"newest frontend not installed at {LATEST}; run scripts/setup_host.sh")
-    from comfy_server import ComfyServer
-    from conftest import COMFY
-    base = tmp_path_factory.mktemp("comfy_latest")
-    (base / "input").mkdir()
-    graphs.write_test_image(base / "input" / graphs.IMAGE)
-    srv = ComfyServer(COMFY, base, models_dir, extra_args=["--front-end-root", str(LATEST)])
-    yield srv
-    srv.stop()
 
 
 FRONTENDS = {"pinned": ("server", False), "latest": ("server_latest", False), "latest-vue": ("server_latest", True)}
@@ -227,7 +209,7 @@ def test_size_change_warns_and_keeps_points(request, browser, server):
 @pytest.mark.parametrize("frontend", ["pinned", "latest"])
 def test_image_from_the_nodes_own_run_and_points_set_as_text(request, browser, frontend):
     """No upstream LoadImage: the editor shows the image of the node's `executed` message (what
-    ui.PreviewImage sends after a run, dispatched here through the frontend's api) and follows a
+    nodes/points.py sends after a run, dispatched here through the frontend's api) and follows a
     points string set from outside, as an API user or a text edit would."""
     srv = request.getfixturevalue(FRONTENDS[frontend][0])
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -237,7 +219,7 @@ def test_image_from_the_nodes_own_run_and_points_set_as_text(request, browser, f
         page.evaluate(f"""(name) => {{
             const api = window.comfyAPI?.api?.api ?? {APP}.api;
             const images = [{{ filename: name, subfolder: "", type: "input" }}];
-            api.dispatchCustomEvent("executed", {{ node: "2", display_node: "2", prompt_id: "p", output: {{ images }} }});
+            api.dispatchCustomEvent("executed", {{ node: "2", display_node: "2", prompt_id: "p", output: {{ dragnoise_image: images }} }});
         }}""", graphs.IMAGE)
         page.wait_for_function(f"() => {APP}.graph.getNodeById(2).dragnoiseEditor.img?.naturalWidth === {N}",
                                timeout=10_000)

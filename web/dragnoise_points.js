@@ -10,6 +10,11 @@ const HANDLE = "#e0262b"; // red, as in the paper's figures
 const TARGET = "#1f5fe0"; // blue
 const HIT = 9; // screen pixels
 const SIZE_PROP = "dragnoise_image_size";
+const IMAGE_PROP = "dragnoise_last_image"; // the node's own image, saved with the workflow (cached runs, reloads)
+const AFTER_PROP = "dragnoise_after_image"; // the drag's output image, for the before/after view
+const UI_KEY = "dragnoise_image"; // nodes/points.py
+const PROGRESS_EVENT = "dragnoise.progress"; // nodes/bridge.py
+const TRAIL = "#ffd400";
 
 function parsePoints(text) {
   try {
@@ -38,17 +43,48 @@ function viewURL(value, defaultType = "input") {
   return api.apiURL(`/view?${q}`);
 }
 
-// The file picked in an upstream LoadImage-like node (through reroutes), if any.
-function upstreamImageURL(node) {
-  const slot = node.inputs?.findIndex((i) => i.name === "image") ?? -1;
+// Let the frontend see a property change now: it stores the open workflow (restored on reload)
+// when its change tracker notices one, which otherwise waits for the next mouse or key event.
+function markChanged() {
+  try { app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.(); } catch {}
+}
+
+// {filename, subfolder, type} of a saved image -> /view URL
+function fileURL(im) {
+  if (!im?.filename) return null;
+  const q = new URLSearchParams({ filename: im.filename, type: im.type ?? "temp", subfolder: im.subfolder ?? "" });
+  return api.apiURL(`/view?${q}`);
+}
+
+// The node feeding input `name` of `node`, through reroutes.
+function inputNode(node, name) {
+  const slot = node.inputs?.findIndex((i) => i.name === name) ?? -1;
   if (slot < 0 || !node.graph) return null;
-  let src = null;
   try {
-    src = node.getInputNode?.(slot);
+    let src = node.getInputNode?.(slot);
     for (let hops = 0; src && hops < 8 && /reroute/i.test(src.type ?? ""); hops++) src = src.getInputNode?.(0);
+    return src ?? null;
   } catch {
     return null; // not (yet) in a graph
   }
+}
+
+// Does `node` descend from `from` (through any links)?
+function descends(node, from) {
+  const seen = new Set(), todo = [from];
+  while (todo.length) {
+    const n = todo.pop();
+    if (!n || seen.has(n.id)) continue;
+    seen.add(n.id);
+    if (n !== from && n.id === node.id) return true;
+    (n.outputs ?? []).forEach((_, i) => { try { todo.push(...(n.getOutputNodes?.(i) ?? [])); } catch {} });
+  }
+  return false;
+}
+
+// The file picked in an upstream LoadImage-like node (through reroutes), if any.
+function upstreamImageURL(node) {
+  const src = inputNode(node, "image");
   if (!src) return null;
   const w = src.widgets?.find((w) => w.name === "image" && typeof w.value === "string");
   return w ? viewURL(w.value) : null;
@@ -60,7 +96,11 @@ class PointEditor {
     this.pw = pointsWidget;
     this.img = null; // HTMLImageElement once loaded
     this.imgURL = null;
-    this.executedURL = null;
+    this.executedURL = null; // what its last run showed (properties[IMAGE_PROP] after a reload)
+    this.afterURL = null;
+    this.after = null; // HTMLImageElement of the drag's output, once loaded
+    this.showAfter = false;
+    this.live = null; // {prompt_id, step, total, loss, trails: [[x, y], ...] per pair, targets, done}
     this.pending = null; // [x, y] handle waiting for its target
     this.selected = -1;
     this.drag = null; // {pair, key, moved, before}
@@ -88,6 +128,12 @@ class PointEditor {
     };
     button("Undo", "Undo the last change (Ctrl+Z)", () => this.undo());
     button("Clear", "Remove all points", () => this.clear());
+    this.toggle = button("After", "Show the drag's result with the tracked handles (toggle)", () => this.flip());
+    this.toggle.style.display = "none";
+    this.progress = document.createElement("span");
+    this.progress.className = "dragnoise-progress";
+    this.progress.style.cssText = "color:#ffd400;white-space:nowrap;";
+    bar.append(this.progress);
     this.info = document.createElement("span");
     this.info.style.cssText = "opacity:.75;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;";
     bar.append(this.info);
@@ -130,9 +176,15 @@ class PointEditor {
       this.pts = pts ?? [];
       if (this.selected >= this.pts.length) this.selected = -1;
     }
-    const url = upstreamImageURL(this.node) ?? this.executedURL;
+    const url = this.imageURL();
     if (url && url !== this.imgURL) this.load(url);
     this.draw();
+  }
+
+  // an upstream LoadImage wins (it is live); else what the node last ran on, kept in its properties
+  // (set by configure after creation, so read here) for cached runs and reloads
+  imageURL() {
+    return upstreamImageURL(this.node) ?? this.executedURL ?? fileURL(this.node.properties?.[IMAGE_PROP]);
   }
 
   commit(pts, before = this.text) {
@@ -140,6 +192,7 @@ class PointEditor {
     if (text === before) return;
     this.undoStack.push(before);
     if (this.undoStack.length > 100) this.undoStack.shift();
+    this.live = null; // the trails belong to the points they were run with
     this.setText(text);
     if (this.img) this.node.properties[SIZE_PROP] = [this.img.naturalWidth, this.img.naturalHeight];
   }
@@ -189,11 +242,47 @@ class PointEditor {
 
   setExecuted(images) {
     const im = images?.[0];
-    if (!im) return;
-    const q = new URLSearchParams({ filename: im.filename, type: im.type ?? "temp", subfolder: im.subfolder ?? "" });
-    this.executedURL = api.apiURL(`/view?${q}`) + `&t=${Date.now()}`;
+    if (!im?.filename) return;
+    this.node.properties[IMAGE_PROP] = { filename: im.filename, subfolder: im.subfolder ?? "", type: im.type ?? "temp" };
+    this.executedURL = fileURL(im);
+    markChanged();
     // an upstream LoadImage wins (it is live); otherwise show what the node just ran on
     if (!upstreamImageURL(this.node)) this.load(this.executedURL);
+  }
+
+  // the drag's output (an image node downstream of this one) for the before/after view
+  setAfter(im) {
+    this.node.properties[AFTER_PROP] = { filename: im.filename, subfolder: im.subfolder ?? "", type: im.type ?? "temp" };
+    this.afterURL = fileURL(im);
+    markChanged();
+    this.loadAfter();
+  }
+
+  loadAfter() {
+    const url = this.afterURL ?? fileURL(this.node.properties?.[AFTER_PROP]);
+    if (!url || this.after?.dataset.url === url) return;
+    const img = new Image();
+    img.dataset.url = url;
+    img.onload = () => { if ((this.afterURL ?? url) === url) { this.after = img; this.toggle.style.display = ""; this.draw(); } };
+    img.src = url;
+  }
+
+  flip() {
+    this.showAfter = !this.showAfter && !!this.after;
+    this.toggle.textContent = this.showAfter ? "Before" : "After";
+    this.pending = null;
+    this.draw();
+  }
+
+  // a live progress message of the optimizer this node feeds
+  onProgress(d) {
+    if (!this.live || this.live.prompt_id !== d.prompt_id) {
+      this.live = { prompt_id: d.prompt_id, trails: d.start.map((p) => [p]), targets: d.targets };
+    }
+    const L = this.live;
+    d.handles.forEach((h, i) => L.trails[i]?.push(h));
+    Object.assign(L, { step: d.step, total: d.total, loss: d.loss ?? L.loss, done: !!d.done });
+    this.draw();
   }
 
   checkSize() {
@@ -247,7 +336,7 @@ class PointEditor {
   on_pointerdown(e) {
     e.stopPropagation();
     this.keys.focus({ preventScroll: true });
-    if (e.button !== 0 || !this.img) return;
+    if (e.button !== 0 || !this.img || this.showAfter) return; // the result is for looking, not editing
     e.preventDefault();
     const h = this.hit(e);
     if (h) {
@@ -339,13 +428,43 @@ class PointEditor {
       g.fillStyle = "#888";
       g.font = "12px sans-serif";
       g.textAlign = "center";
-      g.fillText("Connect a Load Image, or run the graph", L.cw / 2, L.ch / 2);
+      g.fillText("Run the graph to see its image here", L.cw / 2, L.ch / 2);
       return;
     }
     g.imageSmoothingEnabled = L.s < 1;
-    g.drawImage(this.img, L.ox, L.oy, this.img.naturalWidth * L.s, this.img.naturalHeight * L.s);
-    this.pts.forEach((p, i) => this.drawPair(g, L, p, i + 1, i === this.selected));
-    if (this.pending) this.drawDot(g, this.toCSS(this.pending, L), HANDLE, true, this.pts.length + 1);
+    const shown = this.showAfter && this.after ? this.after : this.img;
+    g.drawImage(shown, L.ox, L.oy, this.img.naturalWidth * L.s, this.img.naturalHeight * L.s);
+    if (!this.showAfter) {
+      this.pts.forEach((p, i) => this.drawPair(g, L, p, i + 1, i === this.selected));
+      if (this.pending) this.drawDot(g, this.toCSS(this.pending, L), HANDLE, true, this.pts.length + 1);
+    }
+    this.drawTrails(g, L);
+  }
+
+  // each handle's path so far (tracked positions, image pixels) and where it is now
+  drawTrails(g, L) {
+    const live = this.live;
+    if (!live) return;
+    live.trails.forEach((trail, i) => {
+      const pts = trail.map((p) => this.toCSS(p, L));
+      g.lineWidth = 2;
+      g.strokeStyle = TRAIL;
+      g.setLineDash([4, 3]);
+      g.beginPath();
+      pts.forEach(([x, y], k) => (k ? g.lineTo(x, y) : g.moveTo(x, y)));
+      g.stroke();
+      g.setLineDash([]);
+      if (this.showAfter) this.drawDot(g, this.toCSS(live.targets[i], L), TARGET, false);
+      const [x, y] = pts[pts.length - 1];
+      g.beginPath();
+      g.arc(x, y, 6, 0, Math.PI * 2);
+      g.lineWidth = 2.5;
+      g.strokeStyle = "#000";
+      g.stroke();
+      g.lineWidth = 1.5;
+      g.strokeStyle = TRAIL;
+      g.stroke();
+    });
   }
 
   drawDot(g, [x, y], color, ring, label) {
@@ -405,6 +524,10 @@ class PointEditor {
     }
     this.warning.textContent = warn;
     this.warning.style.display = warn ? "block" : "none";
+    const live = this.live;
+    this.progress.textContent = live
+      ? `${live.done ? "done" : "iter"} ${live.step}/${live.total}` + (live.loss != null ? ` · loss ${live.loss.toPrecision(3)}` : "")
+      : "";
     const n = this.pts.length;
     this.info.textContent = img
       ? `${img.naturalWidth}x${img.naturalHeight} · ${n} pair${n === 1 ? "" : "s"}` +
@@ -413,8 +536,29 @@ class PointEditor {
   }
 }
 
+// Every point editor whose node feeds (through its points input) the node that sent `id`.
+function editorsOf(id) {
+  const node = app.graph?.getNodeById?.(Number(id)) ?? app.graph?.getNodeById?.(id);
+  const src = node && inputNode(node, "points");
+  return src?.dragnoiseEditor ? [src.dragnoiseEditor] : [];
+}
+
+function pointEditors() {
+  return (app.graph?._nodes ?? app.graph?.nodes ?? []).filter((n) => n.dragnoiseEditor).map((n) => n.dragnoiseEditor);
+}
+
 app.registerExtension({
   name: "DragNoise.PointEditor",
+  setup() {
+    api.addEventListener(PROGRESS_EVENT, (e) => editorsOf(e.detail?.node).forEach((ed) => ed.onProgress(e.detail)));
+    // the drag's result: the first image an executed node downstream of a points node shows
+    api.addEventListener("executed", (e) => {
+      const d = e.detail, im = d?.output?.images?.[0];
+      const node = im && app.graph?.getNodeById?.(Number(d.display_node ?? d.node));
+      if (!node) return;
+      for (const ed of pointEditors()) if (descends(node, ed.node)) ed.setAfter(im);
+    });
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData?.name !== NODE) return;
 
@@ -430,10 +574,10 @@ app.registerExtension({
         hideOnZoom: false,
         getValue: () => undefined,
         setValue: () => {},
-        getMinHeight: () => 220,
+        getMinHeight: () => 300,
       });
       widget.serialize = false; // not a node input: stays out of widgets_values and the API prompt
-      widget.computeLayoutSize = () => ({ minHeight: 220, minWidth: 200 });
+      widget.computeLayoutSize = () => ({ minHeight: 300, minWidth: 280 });
       editor.widget = widget;
       const cb = pw.callback;
       pw.callback = function () {
@@ -444,10 +588,11 @@ app.registerExtension({
       // the string can change behind our back (workflow load, API, text edit): check cheaply
       editor.timer = setInterval(() => {
         if (!editor.root.isConnected) return;
-        if (editor.text !== editor.lastText || (upstreamImageURL(this) ?? editor.executedURL) !== editor.imgURL) editor.sync();
+        if (editor.text !== editor.lastText || editor.imageURL() !== editor.imgURL) editor.sync();
+        editor.loadAfter();
       }, 300);
       const size = this.computeSize?.() ?? this.size;
-      this.setSize?.([Math.max(size[0], 300), Math.max(size[1], 330)]);
+      this.setSize?.([Math.max(size[0], 300), Math.max(size[1], 360)]);
       return r;
     };
 
@@ -460,7 +605,7 @@ app.registerExtension({
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (output) {
       const r = onExecuted?.apply(this, arguments);
-      this.dragnoiseEditor?.setExecuted(output?.images);
+      this.dragnoiseEditor?.setExecuted(output?.[UI_KEY] ?? output?.images);
       return r;
     };
 

@@ -1,0 +1,84 @@
+"""Every shipped workflow opens with no two nodes overlapping (title bars included) and a points
+editor large enough to click in, by the boxes the newest frontend reports, classic and Vue renderer."""
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from test_widget import APP, SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+MIN_EDITOR = 256  # px at the workflow's own zoom (1.0)
+
+# node boxes in graph units: the classic canvas's own bounds (title bar included), or the Vue
+# renderer's DOM rects (header included) divided by the zoom
+BOXES = f"""async (vue) => {{
+    const app = {APP}, ds = app.canvas.ds;
+    const name = (n) => `${{n.id}} ${{n.title ?? n.type}}`;
+    const editor = document.querySelector("canvas.dragnoise-points-canvas")?.getBoundingClientRect();
+    const out = {{ scale: ds.scale, editor: editor && [editor.width / ds.scale, editor.height / ds.scale], boxes: {{}} }};
+    for (const n of app.graph._nodes) {{
+        if (vue) {{
+            const r = document.querySelector(`.lg-node[data-node-id="${{n.id}}"]`)?.getBoundingClientRect();
+            out.boxes[name(n)] = r && [r.x / ds.scale, r.y / ds.scale, r.width / ds.scale, r.height / ds.scale];
+        }} else {{
+            const b = n.getBounding ? Array.from(n.getBounding()) : [...n.boundingRect];
+            out.boxes[name(n)] = b;
+        }}
+    }}
+    return out;
+}}"""
+
+
+@pytest.fixture(scope="module")
+def page(browser, server_latest):
+    settings = Path(server_latest.base) / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(SETTINGS))
+    p = browser.new_page(viewport={"width": 1600, "height": 1000})
+    p.goto(server_latest.url, wait_until="domcontentloaded")
+    p.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
+                        timeout=90_000)
+    yield p
+    p.close()
+
+
+def overlaps(boxes: dict) -> list[str]:
+    bad = []
+    for (a, ra), (b, rb) in itertools.combinations(boxes.items(), 2):
+        w = min(ra[0] + ra[2], rb[0] + rb[2]) - max(ra[0], rb[0])
+        h = min(ra[1] + ra[3], rb[1] + rb[3]) - max(ra[1], rb[1])
+        if w > 0 and h > 0:
+            bad.append(f"{a} / {b} ({w:.0f}x{h:.0f})")
+    return bad
+
+
+@pytest.mark.parametrize("renderer", ["classic", "vue"])
+def test_workflows_open_without_overlaps(page, renderer):
+    vue = renderer == "vue"
+    if not page.evaluate(f"""async (vue) => {{
+            const s = {APP}.extensionManager?.setting;
+            if (!s) return false;
+            await s.set("Comfy.VueNodes.Enabled", vue);
+            return s.get("Comfy.VueNodes.Enabled") === vue;
+        }}""", vue):
+        pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
+    problems = []
+    for path in WORKFLOWS:
+        wf = json.loads(path.read_text())
+        assert wf["extra"].get("ds", {}).get("scale") == 1, f"{path.name}: no default zoom 1 saved"
+        page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", wf)
+        n = len(wf["nodes"])
+        if vue:  # the DOM nodes have rendered
+            page.wait_for_function(f"() => document.querySelectorAll('.lg-node[data-node-id]').length === {n}",
+                                   timeout=30_000)
+        page.wait_for_timeout(800)  # sizes settle (DOM widgets, Vue layout)
+        got = page.evaluate(BOXES, vue)
+        assert len(got["boxes"]) == n and all(got["boxes"].values()), got
+        problems += [f"{path.name}: {o}" for o in overlaps(got["boxes"])]
+        w, h = got["editor"]
+        if min(w, h) < MIN_EDITOR:
+            problems.append(f"{path.name}: the points editor is {w:.0f}x{h:.0f}, under {MIN_EDITOR} px")
+    assert not problems, "\n".join(problems)
