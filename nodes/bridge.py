@@ -22,7 +22,6 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 from comfy_execution.utils import get_executing_context
-from server import PromptServer
 from comfy_api.latest import io
 
 from ..dragnoise import DecoderReplay, NotAUNetError, feature_block_index
@@ -114,6 +113,9 @@ class LiveProgress:
         return [[float(x) * self.scale, float(y) * self.scale] for x, y in cells]
 
     def send(self, step: int, total: int, handles, loss, done=False):
+        # imported here: server.py imports ComfyUI's top-level `nodes`, which a test run that has this
+        # pack's root on sys.path would resolve to the pack's own nodes/ package mid-import
+        from server import PromptServer
         server = PromptServer.instance
         if not self.trail_every or self.node is None or server.client_id is None:
             return
