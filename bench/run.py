@@ -145,6 +145,19 @@ def build_model(layout_name: str, device):
     return patcher, bm
 
 
+def propagate(denoise, xt, bottleneck, sched, start: int, sample_steps: int):
+    """DDIM from the editing step with `bottleneck` injected (end_step 0); denoise(x, sigma, options)."""
+    from dragnoise import PropagationWindow
+    window = PropagationWindow(bottleneck, sched[start], sched[STEPS - 1])
+    to = {"patches": {"output_block_patch": [window.output_block_patch]},
+          "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
+    x = xt
+    for i in range(start, start + sample_steps):
+        d = denoise(x, sched[i], {**to, "sigmas": torch.tensor([sched[i]])})
+        x = d + (x - d) / sched[i] * sched[i + 1]
+    return x
+
+
 def drag_points(grid_w: int, grid_h: int):
     """Two drags of 1/8 of the grid (right, down) on the half-resolution supervision grid."""
     dx, dy = round(grid_w / 8), round(grid_h / 8)
@@ -156,7 +169,7 @@ def drag_points(grid_w: int, grid_h: int):
 def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeats: int, log) -> dict:
     import comfy.samplers
     from bench.dragdiffusion import FullUNet, optimize_latent
-    from dragnoise import DecoderReplay, DragConfig, PropagationWindow, ddim_invert, inversion_sigmas, optimize_bottleneck
+    from dragnoise import DecoderReplay, DragConfig, ddim_invert, inversion_sigmas, optimize_bottleneck
     import torch.nn.functional as F
 
     unet, ms = bm.diffusion_model, bm.model_sampling
@@ -246,18 +259,8 @@ def bench_size(bm, device, size: int, iterations: int, sample_steps: int, repeat
     log(f"  DragDiffusion iteration {out['dragdiffusion_iter_s'] * 1e3:.1f} ms")
 
     # 5. propagation: 35 DDIM denoising steps with the optimized bottleneck injected (end_step 0)
-    window = PropagationWindow(r.bottleneck, sched[start], sched[STEPS - 1])
-    to = {"patches": {"output_block_patch": [window.output_block_patch]},
-          "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
-
-    def propagate():
-        x = xt
-        for i in range(start, start + sample_steps):
-            d = denoise(x, sched[i], {**to, "sigmas": torch.tensor([sched[i]])})
-            x = d + (x - d) / sched[i] * sched[i + 1]
-        return x
     with torch.inference_mode():
-        t_prop, _ = timed(device, propagate)
+        t_prop, _ = timed(device, lambda: propagate(denoise, xt, r.bottleneck, sched, start, sample_steps))
     out["propagation_s"] = t_prop * INVERTED / sample_steps
     log(f"  propagation {out['propagation_s']:.2f} s")
 

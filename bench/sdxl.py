@@ -22,7 +22,7 @@ for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench.run import INVERTED, STEPS, PeakMemory, StepClock, drag_points, timed  # noqa: E402
+from bench.run import INVERTED, STEPS, PeakMemory, StepClock, drag_points, propagate, timed  # noqa: E402
 
 
 def build(layout: str, dtype, device):
@@ -35,7 +35,7 @@ def build(layout: str, dtype, device):
 
 def bench_size(model, device, size: int, iterations: int, sample_steps: int, repeats: int, log) -> dict:
     import comfy.samplers
-    from dragnoise import DecoderReplay, DragConfig, PropagationWindow, ddim_invert, inversion_sigmas, optimize_bottleneck
+    from dragnoise import DecoderReplay, DragConfig, ddim_invert, inversion_sigmas, optimize_bottleneck
     unet, ms = model.diffusion_model, model.model_sampling
     dtype = unet.dtype
     lat = size // 8
@@ -85,18 +85,8 @@ def bench_size(model, device, size: int, iterations: int, sample_steps: int, rep
         out["dragnoise_iter_s"] = clock.per_step()
         log(f"  DragNoise iteration {out['dragnoise_iter_s'] * 1e3:.0f} ms")
         del replay
-        window = PropagationWindow(r.bottleneck, sched[start], sched[STEPS - 1])
-        to = {"patches": {"output_block_patch": [window.output_block_patch]},
-              "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
-
-        def propagate():
-            x = xt
-            for i in range(start, start + sample_steps):
-                d = denoise(x, sched[i], {**to, "sigmas": torch.tensor([sched[i]])})
-                x = d + (x - d) / sched[i] * sched[i + 1]
-            return x
         with torch.inference_mode():
-            t_prop, _ = timed(device, propagate)
+            t_prop, _ = timed(device, lambda: propagate(denoise, xt, r.bottleneck, sched, start, sample_steps))
         out["propagation_s"] = t_prop * INVERTED / sample_steps
     with torch.inference_mode():  # the machine may be shared: a second unit after the edit shows drift
         out["unet_forward_after_s"] = statistics.median(

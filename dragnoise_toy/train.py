@@ -108,19 +108,8 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     ctx = constant_context(batch)
     warm = 20
     loss_v = swap_v = None
-    for step in range(steps):
-        for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
-            pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        if pairs is not None and torch.rand((), generator=g) < swap:
-            loss = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-            opt.step()
-            swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
-            if step % 50 == 0 or step == steps - 1:
-                log(f"unet step {step} swap loss {loss.item():.4f} (ema {swap_v:.4f})")
-            continue
+
+    def plain_loss():
         idx = torch.randint(len(latents), (batch,), generator=g)
         x0 = latents[idx]
         flip = torch.rand(batch, generator=g) < 0.5
@@ -134,14 +123,24 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         def drop_skips(h, hsp, options):
             return h, (hsp * keep if options["block"][1] <= last else hsp)
         options = {"patches": {"output_block_patch": [drop_skips]}}
-        loss = torch.nn.functional.mse_loss(unet(xt, t.float(), ctx, transformer_options=options), noise)
+        return torch.nn.functional.mse_loss(unet(xt, t.float(), ctx, transformer_options=options), noise)
+
+    for step in range(steps):
+        for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
+            pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        swapping = pairs is not None and bool(torch.rand((), generator=g) < swap)
+        loss = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho) if swapping else plain_loss()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
+        if swapping:
+            swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
+        else:
+            loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
         if step % 50 == 0 or step == steps - 1:
-            log(f"unet step {step} loss {loss.item():.4f} (ema {loss_v:.4f})")
+            log(f"unet step {step} {'swap loss' if swapping else 'loss'} {loss.item():.4f} "
+                f"(ema {swap_v if swapping else loss_v:.4f})")
     return loss_v, swap_v
 
 
