@@ -17,17 +17,22 @@ DRAG = [{"handle": [45, 64], "target": [70, 64]}]
 @pytest.fixture(scope="module")
 def small_sdxl(comfy_cpu):
     """model_base.SDXL from the SDXL supported-model entry with a reduced unet_config (tiny widths)."""
+    return sdxl_model(dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 2], transformer_depth=[0, 1, 1],
+                            transformer_depth_output=[0, 0, 1, 1, 1, 1], transformer_depth_middle=1), seed=4)
+
+
+def sdxl_model(layout: dict, seed: int):
+    """model_base.SDXL with `layout` at tiny widths, seeded, weights as inference tensors (as loaded)."""
     import comfy.ops
     import comfy.supported_models
     from tiny_sd15 import seeded_init_
-    cfg = tiny_sdxl.unet_config(dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 2], transformer_depth=[0, 1, 1],
-                                     transformer_depth_output=[0, 0, 1, 1, 1, 1], transformer_depth_middle=1),
-                                model_channels=32, context_dim=64, num_head_channels=16, adm_in_channels=64 + 1536)
+    cfg = tiny_sdxl.unet_config(layout, model_channels=32, context_dim=64, num_head_channels=16,
+                                adm_in_channels=64 + 1536)
     mc = comfy.supported_models.SDXL(cfg)
     mc.custom_operations = comfy.ops.disable_weight_init
     with torch.inference_mode():
         model = mc.get_model({})
-        seeded_init_(model.diffusion_model, 4)
+        seeded_init_(model.diffusion_model, seed)
     return model
 
 
@@ -58,21 +63,12 @@ def test_a_unet_without_middle_block_drags_its_encoder_output(comfy_cpu):
     # KOALA-700M: ComfyUI detects it as an SDXL variant and builds it with middle_block = None; what
     # enters the decoder is then the encoder's output, the bottleneck DragNoise optimizes and injects
     import comfy.model_detection
-    import comfy.ops
-    import comfy.supported_models
-    from dragnoise import DecoderReplay, PropagationWindow
-    from tiny_sd15 import seeded_init_
+    from dragnoise import PropagationWindow
     koala = dict(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 4], transformer_depth=[0, 2, 5],
                  transformer_depth_output=[0, 0, 2, 2, 5, 5], transformer_depth_middle=-2)
     assert type(comfy.model_detection.model_config_from_unet_config(tiny_sdxl.unet_config(koala))).__name__ == \
         "KOALA_700M"
-    cfg = tiny_sdxl.unet_config({**koala, "transformer_depth": [0, 1, 1], "transformer_depth_output": [0, 0, 1, 1, 1, 1]},
-                                model_channels=32, context_dim=64, num_head_channels=16, adm_in_channels=64 + 1536)
-    mc = comfy.supported_models.SDXL(cfg)
-    mc.custom_operations = comfy.ops.disable_weight_init
-    with torch.inference_mode():
-        model = mc.get_model({})
-        seeded_init_(model.diffusion_model, 6)
+    model = sdxl_model({**koala, "transformer_depth": [0, 1, 1], "transformer_depth_output": [0, 0, 1, 1, 1, 1]}, seed=6)
     assert model.diffusion_model.middle_block is None
     replay = record(model, 128)
     with torch.inference_mode(False), torch.enable_grad():
