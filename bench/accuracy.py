@@ -106,8 +106,7 @@ class Toy:
         """transformer_options that propagate `bottleneck` from the editing step to the end (t' = 0)."""
         from dragnoise import PropagationWindow
         window = PropagationWindow(bottleneck, self.sched[self.start], self.sched[self.steps - 1])
-        return {"patches": {"output_block_patch": [window.output_block_patch]},
-                "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
+        return window.transformer_options()
 
     def x0_at_edit(self, xt, bottleneck):
         """The x0 prediction at the editing step with `bottleneck` injected."""

@@ -149,8 +149,7 @@ def propagate(denoise, xt, bottleneck, sched, start: int, sample_steps: int):
     """DDIM from the editing step with `bottleneck` injected (end_step 0); denoise(x, sigma, options)."""
     from dragnoise import PropagationWindow
     window = PropagationWindow(bottleneck, sched[start], sched[STEPS - 1])
-    to = {"patches": {"output_block_patch": [window.output_block_patch]},
-          "wrappers": {"diffusion_model": {"dragnoise": [window.wrapper]}}}
+    to = window.transformer_options()
     x = xt
     for i in range(start, start + sample_steps):
         d = denoise(x, sched[i], {**to, "sigmas": torch.tensor([sched[i]])})

@@ -22,6 +22,12 @@ class PropagationWindow:
         self.sigma_lo = sigma_lo * (1 - rtol)
         self.how_to_sample = how_to_sample
 
+    def transformer_options(self, **extra) -> dict:
+        """transformer_options that apply this window to a direct UNet / apply_model call (the node
+        sets the same wrapper and patch on a MODEL clone instead)."""
+        return {"patches": {"output_block_patch": [self.output_block_patch]},
+                "wrappers": {"diffusion_model": {self.KEY: [self.wrapper]}}, **extra}
+
     def check_schedule(self, sample_sigmas) -> None:
         """Refuse a sampler that does not start at the editing step: the inverted latent only makes
         sense there, and a schedule that misses the window would silently drop the drag."""

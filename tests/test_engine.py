@@ -142,8 +142,7 @@ def test_propagation_changes_output_only_inside_the_window(setup):
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5)) * sched[15]
     replay = record(bm, ms, ctx, x, sched[15])
     window = PropagationWindow(replay.bottleneck.clone() + 1.0, sched[15], sched[40])
-    to = {"patches": {"output_block_patch": [window.output_block_patch]},
-          "wrappers": {"diffusion_model": {"k": [window.wrapper]}}}
+    to = window.transformer_options()
     with torch.inference_mode():
         for i, should_change in ((14, False), (15, True), (30, True), (40, True), (41, False), (49, False)):
             s = sched[i]
@@ -168,8 +167,7 @@ def test_controlnet_middle_residual_is_added_on_top_of_the_injected_bottleneck(s
 
     def patched(bottleneck, control):
         w = PropagationWindow(bottleneck, sched[15], sched[40])
-        to = {"patches": {"output_block_patch": [w.output_block_patch]},
-              "wrappers": {"diffusion_model": {"k": [w.wrapper]}}, "sigmas": torch.tensor([sched[20]])}
+        to = w.transformer_options(sigmas=torch.tensor([sched[20]]))
         s = torch.full((1,), sched[20])
         return bm.apply_model(x, s, c_crossattn=ctx, control=control, transformer_options=to)
     with torch.inference_mode():

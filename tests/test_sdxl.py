@@ -74,8 +74,7 @@ def test_a_unet_without_middle_block_drags_its_encoder_output(comfy_cpu):
     with torch.inference_mode(False), torch.enable_grad():
         torch.testing.assert_close(replay.decode(replay.bottleneck), replay.feature.clone(), rtol=1e-5, atol=1e-5)
     window = PropagationWindow(replay.bottleneck.clone() + 1.0, 10.0, 0.1)
-    to = {"patches": {"output_block_patch": [window.output_block_patch]},
-          "wrappers": {"diffusion_model": {"k": [window.wrapper]}}, "sigmas": torch.tensor([3.0])}
+    to = window.transformer_options(sigmas=torch.tensor([3.0]))
     with torch.inference_mode():
         g = torch.Generator().manual_seed(7)
         x, ctx = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 7, 64, generator=g)
