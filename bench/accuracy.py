@@ -55,19 +55,24 @@ METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
 class Toy:
     """The toy model loaded the way the loader node loads it, and the pipeline pieces around it."""
 
-    def __init__(self, steps: int, inversion_steps: int):
+    def __init__(self, steps: int, inversion_steps: int, device: str = "cpu"):
         import comfy.samplers
         from dragnoise_toy import model as M
         from comfy.taesd.taesd import TAESD
+        self.device = torch.device(device)
         self.patcher = M.load_unet_patcher()
-        self.bm = self.patcher.model
+        with torch.inference_mode():  # the weights stay inference tensors, as ComfyUI loads them
+            self.bm = self.patcher.model.to(self.device)
         self.unet = self.bm.diffusion_model
         self.ms = self.bm.model_sampling
         sd = M.taesd_state_dict()
         self.taesd = TAESD()
         self.taesd.load_state_dict({k: v.float() for k, v in sd.items()})
-        self.taesd.eval()
-        self.ctx = M.constant_context()
+        self.taesd.eval().to(self.device)
+        self.ctx = M.constant_context().to(self.device)
+        # the model's own patches (the toy's NoFeatureSkips), which ComfyUI's sampler would apply
+        self.model_patches = list(self.patcher.model_options.get("transformer_options", {})
+                                  .get("patches", {}).get("output_block_patch", []))
         self.steps, self.inverted = steps, inversion_steps
         self.sched = [float(s) for s in comfy.samplers.calculate_sigmas(self.ms, "ddim_uniform", steps)]
         self.start = steps - inversion_steps
@@ -75,17 +80,25 @@ class Toy:
 
     @torch.no_grad()
     def encode(self, img: np.ndarray) -> torch.Tensor:  # [H,W,3] in [0,1] -> UNet-space latent
-        return self.taesd.taesd_encoder(torch.from_numpy(img).permute(2, 0, 1)[None].float())
+        return self.taesd.taesd_encoder(torch.from_numpy(img).permute(2, 0, 1)[None].float().to(self.device))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> np.ndarray:
-        return self.taesd.taesd_decoder(z.float()).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        return self.taesd.taesd_decoder(z.float()).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+
+    def options(self, to=None) -> dict:
+        """transformer_options `to` with the model's own output-block patches first."""
+        to = dict(to or {})
+        patches = {k: list(v) for k, v in to.get("patches", {}).items()}
+        patches["output_block_patch"] = self.model_patches + patches.get("output_block_patch", [])
+        return {**to, "patches": patches}
 
     def denoise(self, x, s, to=None):
-        return self.bm.apply_model(x, torch.full((1,), s), c_crossattn=self.ctx, transformer_options=to or {})
+        return self.bm.apply_model(x, torch.full((1,), s, device=self.device), c_crossattn=self.ctx,
+                                   transformer_options=self.options(to))
 
     def unet_input(self, x, s):
-        return x / (1 + s ** 2) ** 0.5, self.ms.timestep(torch.tensor([s]))
+        return x / (1 + s ** 2) ** 0.5, self.ms.timestep(torch.tensor([s], device=self.device))
 
     def invert(self, z):
         from dragnoise import ddim_invert, inversion_sigmas
@@ -99,7 +112,8 @@ class Toy:
         replay = DecoderReplay(self.unet)
         x_in, t_in = self.unet_input(xt, self.sigma)
         with torch.inference_mode():
-            self.unet(x_in, t_in, self.ctx, transformer_options=replay.recording_options({}, self.ctx, None))
+            options = replay.recording_options(self.options(), self.ctx, None)
+            self.unet(x_in, t_in, self.ctx, transformer_options=options)
         return replay
 
     def injected(self, bottleneck):
@@ -111,7 +125,8 @@ class Toy:
     def x0_at_edit(self, xt, bottleneck):
         """The x0 prediction at the editing step with `bottleneck` injected."""
         with torch.inference_mode():
-            return self.denoise(xt, self.sigma, {**self.injected(bottleneck), "sigmas": torch.tensor([self.sigma])})
+            sigmas = torch.tensor([self.sigma], device=self.device)
+            return self.denoise(xt, self.sigma, {**self.injected(bottleneck), "sigmas": sigmas})
 
     def sample(self, xt, to=None):
         """DDIM (ComfyUI's ddim = Euler in sigma space) from the editing step to the end."""
@@ -119,16 +134,16 @@ class Toy:
         with torch.inference_mode():
             for i in range(self.start, self.steps):
                 s, s1 = self.sched[i], self.sched[i + 1]
-                d = self.denoise(x, s, {**to, "sigmas": torch.tensor([s])} if to else None)
+                d = self.denoise(x, s, {**to, "sigmas": torch.tensor([s], device=self.device)} if to else None)
                 x = d + (x - d) / s * s1 if s1 > 0 else d
         return x
 
 
-def editable_grid(mask: np.ndarray | None, hw) -> torch.Tensor | None:
+def editable_grid(mask: np.ndarray | None, hw, device="cpu") -> torch.Tensor | None:
     """1 where the (pixel) editable mask touches a cell of grid hw (as the optimize node does)."""
     if mask is None:
         return None
-    return F.adaptive_max_pool2d(torch.from_numpy(mask)[None, None], hw)
+    return F.adaptive_max_pool2d(torch.from_numpy(mask)[None, None], hw).to(device)
 
 
 def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory=False):
@@ -136,7 +151,7 @@ def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory
     replay = toy.record(xt)
     with torch.inference_mode(False), torch.enable_grad(), replay:
         b = replay.bottleneck
-        keep = None if mask is None else 1 - editable_grid(mask, tuple(b.shape[-2:]))
+        keep = None if mask is None else 1 - editable_grid(mask, tuple(b.shape[-2:]), b.device)
         r = optimize_bottleneck(replay.decode, b, handles, targets, config, keep, grid=grid, low_memory=low_memory)
     return toy.sample(xt, toy.injected(r.bottleneck)), r.iterations, r.handles, r.bottleneck
 
@@ -170,8 +185,8 @@ def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid):
     abar, abar_prev = 1 / (1 + s ** 2), 1 / (1 + s_prev ** 2)
     _, t_in = toy.unet_input(xt, s)
     with torch.inference_mode(False), torch.enable_grad():
-        full = FullUNet(toy.unet, toy.ctx, t_in)
-        editable = editable_grid(mask, tuple(xt.shape[-2:]))
+        full = FullUNet(toy.unet, toy.ctx, t_in, patches=toy.model_patches)
+        editable = editable_grid(mask, tuple(xt.shape[-2:]), xt.device)
         r = optimize_latent(full, (xt * abar ** 0.5).float(), handles, targets, grid, abar, abar_prev, config, editable)
     return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles, None
 
@@ -262,19 +277,25 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=0.01, help="DragNoise lr (official UI 0.01)")
     ap.add_argument("--dd-lr", type=float, default=0.01, help="DragDiffusion latent lr (official 0.01)")
     ap.add_argument("--lam", type=float, default=0.1)
+    ap.add_argument("--r1", type=int, default=1, help="alignment patch radius, grid cells (official 1)")
+    ap.add_argument("--r2", type=int, default=3, help="tracking search radius, grid cells (official 3)")
     ap.add_argument("--size", type=int, default=128, help="image size (the toy model was trained at 128)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: the CPU's numbers)")
     ap.add_argument("--low-memory", action="store_true", help="DragNoise samples the feature on the grid (node option)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--json")
     ap.add_argument("--save-images", help="write input | expected | each method's output per case here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    import_comfy("cpu")
+    import_comfy(a.device, stub_missing=a.device != "cpu", extra_args=("--force-fp32",))
     from dragnoise import DragConfig
     from dragnoise_toy.data import drag_cases
 
-    toy = Toy(a.steps, a.inversion_steps)
+    toy = Toy(a.steps, a.inversion_steps, a.device)
+
+    def config(lr):
+        return DragConfig(iterations=a.iterations, lr=lr, lam=a.lam, r1=a.r1, r2=a.r2)
     methods = a.methods.split(",")
     cases = drag_cases(a.cases, a.seed, a.size)
     results = {m: [] for m in methods}
@@ -305,13 +326,9 @@ def main(argv=None):
             elif m == "oracle":
                 x = toy.sample(xt, toy.injected(b_or))
             elif m == "dragnoise":
-                x, its, final, b = run_dragnoise(toy, xt, handles, targets,
-                                                 DragConfig(iterations=a.iterations, lr=a.lr, lam=a.lam), mask, grid,
-                                                 a.low_memory)
+                x, its, final, b = run_dragnoise(toy, xt, handles, targets, config(a.lr), mask, grid, a.low_memory)
             else:
-                x, its, final, b = run_dragdiffusion(toy, xt, handles, targets,
-                                                     DragConfig(iterations=a.iterations, lr=a.dd_lr, lam=a.lam),
-                                                     mask, grid)
+                x, its, final, b = run_dragdiffusion(toy, xt, handles, targets, config(a.dd_lr), mask, grid)
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
             s = score_case(case, img, out)
@@ -332,6 +349,8 @@ def main(argv=None):
             f"psnr {row[m]['psnr_outside']:.1f}" for m in methods)
             + ("" if "diagnostics" not in row else " | " + " ".join(f"{k} {v:.2f}" for k, v in row["diagnostics"].items())),
             file=sys.stderr, flush=True)
+        if a.json:  # after every case: a run cut short still leaves its cases
+            Path(a.json).write_text(json.dumps({"partial": True, "cases": per_case}, default=float))
         if a.save_images:
             from PIL import Image
             Path(a.save_images).mkdir(parents=True, exist_ok=True)
@@ -342,10 +361,11 @@ def main(argv=None):
                    if diag_rows and all(k in d for d in diag_rows)}
     import comfy.ldm.modules.attention as attention
     report = {"command": " ".join(["bench/accuracy.py"] + (argv if argv is not None else sys.argv[1:])),
-              "machine": f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads",
+              "machine": (f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
+                          if a.device == "cpu" else torch.cuda.get_device_name()),
               "attention": attention.optimized_attention.__name__, "torch": torch.__version__,
               "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations, "size": a.size,
-              "lr": a.lr, "dd_lr": a.dd_lr, "lam": a.lam,
+              "lr": a.lr, "dd_lr": a.dd_lr, "lam": a.lam, "r1": a.r1, "r2": a.r2,
               "low_memory": a.low_memory, "summary": summary, "diagnostics": diagnostics, "cases": per_case}
     print(table(summary))
     print()

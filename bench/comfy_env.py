@@ -68,7 +68,7 @@ def missing(names) -> list[str]:
     return [n for n in names if importlib.util.find_spec(n) is None]
 
 
-def import_comfy(device: str = "cpu", stub_missing: bool = False) -> dict:
+def import_comfy(device: str = "cpu", stub_missing: bool = False, extra_args=()) -> dict:
     """Import comfy in CPU or GPU mode; returns {"comfy": path, "stubbed": [...]}."""
     lacking = missing(REQUIRED)
     if lacking:
@@ -90,7 +90,7 @@ def import_comfy(device: str = "cpu", stub_missing: bool = False) -> dict:
         if p not in sys.path:
             sys.path.append(p)
     argv = sys.argv
-    sys.argv = [argv[0]] + (["--cpu"] if device == "cpu" else [])
+    sys.argv = [argv[0]] + (["--cpu"] if device == "cpu" else []) + list(extra_args)
     try:
         import comfy.options
         comfy.options.enable_args_parsing()

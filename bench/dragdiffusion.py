@@ -30,8 +30,9 @@ class FullUNet:
     re-parametrization the other does not).
     """
 
-    def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3):
+    def __init__(self, unet, context: torch.Tensor, timestep: torch.Tensor, level: int = 3, patches=()):
         self.unet = unet
+        self.patches = list(patches)  # the model's own output-block patches, applied first
         self.index = feature_block_index(unet, level)
         self.weights = GradSafeWeights([unet])
         self.context = context.clone() if context.is_inference() else context
@@ -55,7 +56,7 @@ class FullUNet:
             if options["block"][1] == self.index + 1:
                 grabbed["feature"] = h
             return h, hsp
-        options = {"patches": {"output_block_patch": [grab]}}
+        options = {"patches": {"output_block_patch": self.patches + [grab]}}
         eps = self.unet(z, self.timestep, self.context, transformer_options=options)
         return eps, grabbed["feature"]
 

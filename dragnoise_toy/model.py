@@ -36,10 +36,39 @@ def constant_context(batch: int = 1, dtype=torch.float32) -> torch.Tensor:
 CONFIG_FILE = "toy_unet_config.json"  # written beside the weights by train.py; UNET_CONFIG if absent
 
 
-def unet_config(weights=None) -> dict:
-    """The UNet configuration the weights in `weights` (default WEIGHTS) were trained with."""
+TOY_KEY = "dragnoise_toy"  # toy settings in the configuration file that are no UNetModel arguments
+
+
+def _config_file(weights=None) -> dict:
     f = Path(weights or WEIGHTS) / CONFIG_FILE
     return json.loads(f.read_text()) if f.is_file() else dict(UNET_CONFIG)
+
+
+def unet_config(weights=None) -> dict:
+    """The UNet configuration the weights in `weights` (default WEIGHTS) were trained with."""
+    return {k: v for k, v in _config_file(weights).items() if k != TOY_KEY}
+
+
+def toy_settings(weights=None) -> dict:
+    """The toy's own settings saved with its weights, e.g. {"feature_skips": false}."""
+    return dict(_config_file(weights).get(TOY_KEY, {}))
+
+
+class NoFeatureSkips:
+    """output_block_patch: the decoder blocks up to DragNoise's feature layer get zeros for their
+    encoder skips, so that feature is drawn from the bottleneck alone (see train.py)."""
+
+    def __init__(self, last: int):
+        self.last = last
+
+    def __call__(self, h, hsp, transformer_options):
+        return (h, torch.zeros_like(hsp)) if transformer_options["block"][1] <= self.last else (h, hsp)
+
+
+def toy_patches(unet, weights=None) -> list:
+    """The output-block patches the toy UNet in `weights` was trained with (part of the model)."""
+    from dragnoise import feature_block_index
+    return [] if toy_settings(weights).get("feature_skips", True) else [NoFeatureSkips(feature_block_index(unet))]
 
 
 def build_unet(config: dict | None = None):
@@ -131,7 +160,10 @@ def load_unet_patcher(path=None):
         cfg.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, cfg.supported_inference_dtypes))
         model = cfg.get_model(sd, "").to(offload)
         model.load_model_weights(sd, "")
-        return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload)
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload)
+    for patch in toy_patches(model.diffusion_model, Path(path).parent if path else None):
+        patcher.set_model_output_block_patch(patch)
+    return patcher
 
 
 def taesd_state_dict(encoder_path=None, decoder_path=None) -> dict:

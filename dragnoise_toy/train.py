@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 M_DEFAULT = {"model_channels": 32, "channel_mult": [1, 2, 2, 4]}
 
 
-def import_comfy():
+def import_comfy(device: str = "cpu"):
+    if device != "cpu":  # a bare GPU box: the benchmark's importer stubs what training never runs
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from bench.comfy_env import import_comfy as bench_import
+        bench_import(device, stub_missing=True)
+        return
     import os
     comfy = Path(os.environ.get("COMFYUI_PATH") or ROOT / ".host" / "ComfyUI").resolve()
     if str(comfy) not in sys.path:
@@ -43,9 +49,11 @@ def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
 
 
-def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2) -> tuple[torch.Tensor, torch.Tensor]:
-    """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), or S
-    itself for a share `same` of the pairs. Rendered images [n,3,H,W] each."""
+def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float = 0.0,
+              drag=(0.05, 0.3)) -> tuple[torch.Tensor, torch.Tensor]:
+    """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), two
+    shapes for a share `two` of the moved pairs (as the benchmark's two-shape cases), or S itself
+    for a share `same` of the pairs. Rendered images [n,3,H,W] each."""
     from .data import _drag_for, random_scene
     rng = np.random.default_rng(seed)
     a, b = [], []
@@ -53,18 +61,53 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2) -> tuple[to
         scene = random_scene(rng, size)
         moved = scene
         if rng.uniform() >= same:
-            i = int(rng.integers(len(scene.shapes)))
-            others = [o for j, o in enumerate(scene.shapes) if j != i]
-            d = _drag_for(rng, scene, i, others, (size * 0.05, size * 0.3))
-            if d is None:
-                continue
             shapes = list(scene.shapes)
-            shapes[i] = shapes[i].moved(*d)
+            if two > 0 and len(shapes) > 1 and rng.uniform() < two:
+                picks = [int(i) for i in rng.permutation(len(shapes))[:2]]
+            else:
+                picks = [int(rng.integers(len(shapes)))]
+            ok = True
+            for i in picks:
+                others = [o for j, o in enumerate(shapes) if j != i]
+                d = _drag_for(rng, scene, i, others, (size * drag[0], size * drag[1]))
+                if d is None:
+                    ok = False
+                    break
+                shapes[i] = shapes[i].moved(*d)
+            if not ok:
+                continue
             moved = type(scene)(scene.size, scene.background, tuple(shapes))
         a.append(scene.render(ss=2))
         b.append(moved.render(ss=2))
     to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
     return to_t(a), to_t(b)
+
+
+CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the worker count
+
+
+def _latent_chunk(job):
+    from .model import mean_colour_latent
+    kind, seed, n, two, drag = job
+    torch.set_num_threads(1)
+    if kind == "scenes":
+        return mean_colour_latent(scene_pool(n, seed))
+    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, two=two, drag=drag))
+
+
+def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3)):
+    """Latents of `scenes` scenes and of `pairs` scene pairs, rendered in chunks of CHUNK with
+    their own seeds, on `workers` processes (rendering is the slow part: ~4 ms a scene)."""
+    import multiprocessing as mp
+    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag)
+            for i in range(-(-scenes // CHUNK))]
+    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag)
+             for i in range(-(-pairs // CHUNK))]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        out = pool.map(_latent_chunk, jobs)
+    lat = torch.cat([o for j, o in zip(jobs, out) if j[0] == "scenes"])
+    pp = [o for j, o in zip(jobs, out) if j[0] == "pairs"]
+    return lat, ((torch.cat([p[0] for p in pp]), torch.cat([p[1] for p in pp])) if pp else None)
 
 
 def sd15_alphas_cumprod() -> torch.Tensor:
@@ -93,43 +136,66 @@ def train_decoder(taesd, pool, steps, batch, seed, log):
     return loss_v
 
 
+def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
+    """h plus Gaussian noise of `sigma` times each sample's own standard deviation."""
+    if sigma <= 0:
+        return h
+    std = h.flatten(1).std(1)[:, None, None, None]
+    return h + sigma * std * torch.randn(h.shape, generator=g, device=h.device)
+
+
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
-               t_edit=(560, 800), rho=(0.5, 1.0)):
+               t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
+               feature_skips=True):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
-    (zeroing it changed the feature by 0.1%) and no bottleneck edit could move anything."""
+    (zeroing it changed the feature by 0.1%) and no bottleneck edit could move anything.
+    bn_noise: Gaussian noise (share of the bottleneck's std) added to the bottleneck the decoder
+    sees, so the decoder ignores directions off the scenes' manifold and DragNoise's gradient
+    has to follow it (what a denoising autoencoder does to its decoder's Jacobian).
+    time_budget: seconds; the step count is then fixed from the speed of steps 50-100 (logged).
+    feature_skips=False: the decoder blocks up to the feature layer never get their encoder skips
+    (model.NoFeatureSkips, also at inference), so the bottleneck alone draws that feature."""
     from dragnoise import feature_block_index
     from .model import constant_context
     last = feature_block_index(unet)
-    g = torch.Generator().manual_seed(seed)
-    ac = sd15_alphas_cumprod()
+    g = torch.Generator(device).manual_seed(seed)
+    ac = sd15_alphas_cumprod().to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    ctx = constant_context(batch)
+    ctx = constant_context(batch).to(device)
     warm = 20
     loss_v = swap_v = None
+    t_start = time.perf_counter()
 
     def plain_loss():
-        idx = torch.randint(len(latents), (batch,), generator=g)
+        idx = torch.randint(len(latents), (batch,), generator=g, device=device)
         x0 = latents[idx]
-        flip = torch.rand(batch, generator=g) < 0.5
+        flip = torch.rand(batch, generator=g, device=device) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        t = torch.randint(0, t_max, (batch,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, t_max, (batch,), generator=g, device=device)
+        noise = torch.randn(x0.shape, generator=g, device=device)
         a = ac[t][:, None, None, None]
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        keep = (torch.rand(batch, generator=g) >= skip_drop).float()[:, None, None, None]
+        keep = (torch.rand(batch, generator=g, device=device) >= skip_drop).float()[:, None, None, None]
+        if not feature_skips:
+            keep = keep * 0
 
         def drop_skips(h, hsp, options):
+            if options["block"][1] == 0:
+                h = noisy(h, bn_noise, g)
             return h, (hsp * keep if options["block"][1] <= last else hsp)
         options = {"patches": {"output_block_patch": [drop_skips]}}
         return torch.nn.functional.mse_loss(unet(xt, t.float(), ctx, transformer_options=options), noise)
 
-    for step in range(steps):
+    step = 0
+    while step < steps:
         for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        swapping = pairs is not None and bool(torch.rand((), generator=g) < swap)
-        loss = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho) if swapping else plain_loss()
+        swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
+        loss = (swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, bn_noise=bn_noise,
+                          skips_from=-1 if feature_skips else last) if swapping
+                else plain_loss())
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -141,10 +207,17 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         if step % 50 == 0 or step == steps - 1:
             log(f"unet step {step} {'swap loss' if swapping else 'loss'} {loss.item():.4f} "
                 f"(ema {swap_v if swapping else loss_v:.4f})")
-    return loss_v, swap_v
+        step += 1
+        if time_budget and step == 50:  # timed after 50 warm-up steps (cuDNN autotuning, caches)
+            t50 = time.perf_counter()
+        if time_budget and step == 100:
+            per = (time.perf_counter() - t50) / 50
+            steps = min(steps, 100 + int((time_budget - (time.perf_counter() - t_start)) / per))
+            log(f"{per * 1000:.0f} ms a step: {steps} steps in the {time_budget} s budget")
+    return loss_v, swap_v, steps
 
 
-def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35):
+def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1):
     """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
 
     A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes from
@@ -157,33 +230,38 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
     samples (an exact trajectory only) the skips already showed S' below t_e and the model learned
     to ignore the bottleneck (measured: the oracle moved shapes 1% of the way)."""
     src, dst = pairs
-    idx = torch.randint(len(src), (batch,), generator=g)
+    dev = src.device
+    idx = torch.randint(len(src), (batch,), generator=g, device=dev)
     s0, s1 = src[idx], dst[idx]
-    flip = torch.rand(batch, generator=g) < 0.5
+    flip = torch.rand(batch, generator=g, device=dev) < 0.5
     s0 = torch.where(flip[:, None, None, None], s0.flip(-1), s0)
     s1 = torch.where(flip[:, None, None, None], s1.flip(-1), s1)
-    te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g)
-    t = t_low + (torch.rand(batch, generator=g) * (te - t_low + 1)).long().clamp(max=te - t_low)
-    t = torch.where(torch.rand(batch, generator=g) < at_edit, te, t)
+    te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g, device=dev)
+    t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
+    t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te, t)
     ae, at = ac[te][:, None, None, None], ac[t][:, None, None, None]
     se, st = (1 - ae).sqrt(), (1 - at).sqrt()
     ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
-    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g)
-    eps = torch.randn(s0.shape, generator=g)
-    r = (rho[0] + (rho[1] - rho[0]) * torch.rand(batch, generator=g))[:, None, None, None]
-    eps_e = r * eps + (1 - r * r).sqrt() * torch.randn(s0.shape, generator=g)
+    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g, device=dev)
+    eps = torch.randn(s0.shape, generator=g, device=dev)
+    r = (rho[0] + (rho[1] - rho[0]) * torch.rand(batch, generator=g, device=dev))[:, None, None, None]
+    eps_e = r * eps + (1 - r * r).sqrt() * torch.randn(s0.shape, generator=g, device=dev)
     x_e = ae.sqrt() * s1 + se * eps_e
     x_t = at.sqrt() * (s1 + k * (s0 - s1)) + st * eps
     target = eps + at.sqrt() / st * k * (s0 - s1)
     held = {}
 
+    def skips(i, hsp):  # blocks up to skips_from get no encoder skips (train_unet's feature_skips)
+        return hsp * 0 if i <= skips_from else hsp
+
     def grab(h, hsp, options):
         if options["block"][1] == 0:
             held["b"] = h
-        return h, hsp
+        return h, skips(options["block"][1], hsp)
 
     def inject(h, hsp, options):
-        return (held["b"], hsp) if options["block"][1] == 0 else (h, hsp)
+        i = options["block"][1]
+        return (noisy(held["b"], bn_noise, g) if i == 0 else h), skips(i, hsp)
     unet(x_e, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
     pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
     return torch.nn.functional.mse_loss(pred, target)
@@ -216,6 +294,18 @@ def main(argv=None):
                     help="UNet levels (the bottleneck is 16 / 2^(levels-1) latent cells wide at 128 px)")
     ap.add_argument("--swap", type=float, default=0.0, help="share of steps trained on bottleneck swaps")
     ap.add_argument("--pairs", type=int, default=3000, help="scene pairs for swap training")
+    ap.add_argument("--bn-noise", type=float, default=0.0,
+                    help="noise added to the bottleneck the decoder sees in training (share of its std)")
+    ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
+    ap.add_argument("--drag-range", default="0.05,0.3", help="drag lengths of the swap pairs, shares of the size")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="render the scenes in seeded chunks on this many processes (0: one stream, as before)")
+    ap.add_argument("--pool-cache", help="load the chunked pools from this file, or save them there (several runs)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--feature-skips", choices=("on", "off"),
+                    help="off: the decoder up to the feature layer gets no encoder skips "
+                         "(default: on, or as --init-from)")
+    ap.add_argument("--time-budget", type=float, help="seconds of UNet training; sets the step count from the speed")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared 2-core machine 2 threads ran 2-5x slower than 1)")
@@ -225,7 +315,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    import_comfy()
+    if a.device != "cpu":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    import_comfy(a.device)
     import safetensors.torch
     from . import model as M
 
@@ -233,8 +326,22 @@ def main(argv=None):
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
-    pool = scene_pool(a.scenes, a.seed)
-    log(f"{len(pool)} scenes rendered")
+    chunked = a.workers > 0
+    if chunked:
+        drag = tuple(float(v) for v in a.drag_range.split(","))
+        key = [a.scenes, a.pairs if a.swap > 0 else 0, a.seed, a.two, list(drag)]
+        if a.pool_cache and Path(a.pool_cache).is_file():
+            cached = torch.load(a.pool_cache)
+            assert cached["key"] == key, f"{a.pool_cache} holds pools for {cached['key']}, not {key}"
+            latents, pairs = cached["latents"], cached["pairs"]
+        else:
+            latents, pairs = latent_pools(*key[:3], a.workers, a.two, drag)
+            if a.pool_cache:
+                torch.save({"key": key, "latents": latents, "pairs": pairs}, a.pool_cache)
+        pool = scene_pool(min(a.scenes, 500), a.seed)  # for the decoder, if it is trained
+    else:
+        pool = scene_pool(a.scenes, a.seed)
+    log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
     if a.vae_from:  # the VAE is independent of the UNet: reuse a trained one
@@ -245,25 +352,39 @@ def main(argv=None):
     else:
         dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
     t_dec = time.perf_counter() - t0
-    with torch.no_grad():
-        latents = M.mean_colour_latent(pool)
+    if not chunked:
+        with torch.no_grad():
+            latents = M.mean_colour_latent(pool)
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     config = toy_unet_config(a.model_channels, [int(v) for v in a.channel_mult.split(",")])
-    pairs = None
-    if a.swap > 0:
-        with torch.no_grad():
-            pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(a.pairs, a.seed + 4))
-        log(f"{a.pairs} scene pairs for swap training")
+    if not chunked:
+        pairs = None
+        if a.swap > 0:
+            with torch.no_grad():
+                pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(
+                    a.pairs, a.seed + 4, two=a.two, drag=tuple(float(v) for v in a.drag_range.split(","))))
+    if pairs is not None:
+        log(f"{len(pairs[0])} scene pairs for swap training")
     unet = M.init_unet_(M.build_unet(config), a.seed + 2)
+    settings = {}
     if a.init_from:  # continue a run: same configuration, its weights as the start
         import comfy.utils
         config = M.unet_config(a.init_from)
+        settings = M.toy_settings(a.init_from)
         unet = M.build_unet(config)
         sd = comfy.utils.load_torch_file(str(Path(a.init_from) / M.UNET_FILE), safe_load=True)
         unet.load_state_dict({k: v.float() for k, v in sd.items()})
         log(f"UNet from {a.init_from}")
-    unet_loss, swap_loss_v = train_unet(unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log,
-                                        skip_drop=a.skip_drop, pairs=pairs, swap=a.swap)
+    if a.feature_skips:
+        settings["feature_skips"] = a.feature_skips == "on"
+    unet.to(a.device)
+    latents = latents.to(a.device)
+    pairs = None if pairs is None else tuple(v.to(a.device) for v in pairs)
+    unet_loss, swap_loss_v, steps_done = train_unet(
+        unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
+        swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
+        feature_skips=settings.get("feature_skips", True))
+    unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -271,9 +392,12 @@ def main(argv=None):
     safetensors.torch.save_file(half(taesd.taesd_encoder.state_dict()), str(out / M.ENCODER_FILE))
     safetensors.torch.save_file(half(taesd.taesd_decoder.state_dict()), str(out / M.DECODER_FILE))
     safetensors.torch.save_file(half(unet.state_dict()), str(out / M.UNET_FILE))
-    (out / M.CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+    saved = {**config, **({M.TOY_KEY: settings} if settings else {})}  # toy settings beside the UNet's
+    (out / M.CONFIG_FILE).write_text(json.dumps(saved, indent=1) + "\n")
     info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "args": vars(a), "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v,
+            "args": vars(a), "unet_steps_done": steps_done,
+            "device": torch.cuda.get_device_name() if a.device != "cpu" else "cpu",
+            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v,
             "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
             "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
             "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}
