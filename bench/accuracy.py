@@ -55,7 +55,7 @@ METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
 class Toy:
     """The toy model loaded the way the loader node loads it, and the pipeline pieces around it."""
 
-    def __init__(self, steps: int, inversion_steps: int, device: str = "cpu"):
+    def __init__(self, steps: int, inversion_steps: int, device: str = "cpu", end_step: int = 0):
         import comfy.samplers
         from dragnoise_toy import model as M
         from comfy.taesd.taesd import TAESD
@@ -73,7 +73,7 @@ class Toy:
         # the model's own patches (the toy's NoFeatureSkips), which ComfyUI's sampler would apply
         self.model_patches = list(self.patcher.model_options.get("transformer_options", {})
                                   .get("patches", {}).get("output_block_patch", []))
-        self.steps, self.inverted = steps, inversion_steps
+        self.steps, self.inverted, self.end_step = steps, inversion_steps, end_step
         self.sched = [float(s) for s in comfy.samplers.calculate_sigmas(self.ms, "ddim_uniform", steps)]
         self.start = steps - inversion_steps
         self.sigma = self.sched[self.start]
@@ -117,9 +117,10 @@ class Toy:
         return replay
 
     def injected(self, bottleneck):
-        """transformer_options that propagate `bottleneck` from the editing step to the end (t' = 0)."""
+        """transformer_options that propagate `bottleneck` from the editing step down to t' (the last
+        end_step steps run the UNet unchanged, as the propagation node's end_step)."""
         from dragnoise import PropagationWindow
-        window = PropagationWindow(bottleneck, self.sched[self.start], self.sched[self.steps - 1])
+        window = PropagationWindow(bottleneck, self.sched[self.start], self.sched[self.steps - 1 - self.end_step])
         return window.transformer_options()
 
     def x0_at_edit(self, xt, bottleneck):
@@ -274,6 +275,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--inversion-steps", type=int, default=35)
     ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--end-step", type=int, default=0, help="t': the last steps run without injection (official 0)")
     ap.add_argument("--lr", type=float, default=0.01, help="DragNoise lr (official UI 0.01)")
     ap.add_argument("--dd-lr", type=float, default=0.01, help="DragDiffusion latent lr (official 0.01)")
     ap.add_argument("--lam", type=float, default=0.1)
@@ -292,7 +294,7 @@ def main(argv=None):
     from dragnoise import DragConfig
     from dragnoise_toy.data import drag_cases
 
-    toy = Toy(a.steps, a.inversion_steps, a.device)
+    toy = Toy(a.steps, a.inversion_steps, a.device, a.end_step)
 
     def config(lr):
         return DragConfig(iterations=a.iterations, lr=lr, lam=a.lam, r1=a.r1, r2=a.r2)
@@ -364,7 +366,8 @@ def main(argv=None):
               "machine": (f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
                           if a.device == "cpu" else torch.cuda.get_device_name()),
               "attention": attention.optimized_attention.__name__, "torch": torch.__version__,
-              "steps": a.steps, "inversion_steps": a.inversion_steps, "iterations": a.iterations, "size": a.size,
+              "steps": a.steps, "inversion_steps": a.inversion_steps, "end_step": a.end_step,
+              "iterations": a.iterations, "size": a.size,
               "lr": a.lr, "dd_lr": a.dd_lr, "lam": a.lam, "r1": a.r1, "r2": a.r2,
               "low_memory": a.low_memory, "summary": summary, "diagnostics": diagnostics, "cases": per_case}
     print(table(summary))

@@ -36,6 +36,13 @@ def constant_context(batch: int = 1, dtype=torch.float32) -> torch.Tensor:
 CONFIG_FILE = "toy_unet_config.json"  # written beside the weights by train.py; UNET_CONFIG if absent
 
 
+# The settings the toy needs (its demo workflow, tests and bench/RESULTS.md use them; the node
+# defaults stay official): a larger bottleneck change than SD's (lr 0.05 over up to 150 iterations;
+# at lr 0.01 / 60 the handles travel a fifth of the way) and an editing step at 30 of 50 inverted
+# steps instead of 35 (t ~580, where its bottleneck still knows each shape's colour; at ~680 the
+# propagated shapes come out in the wrong colour). Measured in bench/RESULTS.md.
+DEMO_ITERATIONS, DEMO_LR, DEMO_INVERSION_STEPS = 150, 0.05, 30
+
 TOY_KEY = "dragnoise_toy"  # toy settings in the configuration file that are no UNetModel arguments
 
 
@@ -67,7 +74,10 @@ class NoFeatureSkips:
 
 def toy_patches(unet, weights=None) -> list:
     """The output-block patches the toy UNet in `weights` was trained with (part of the model)."""
-    from dragnoise import feature_block_index
+    try:  # inside the pack as ComfyUI loads it, or top-level (training, benchmarks, tests)
+        from ..dragnoise import feature_block_index
+    except ImportError:
+        from dragnoise import feature_block_index
     return [] if toy_settings(weights).get("feature_skips", True) else [NoFeatureSkips(feature_block_index(unet))]
 
 

@@ -100,7 +100,7 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         frame(page)
         assert "no image" in page.locator(".dragnoise-points-editor").first.inner_text()  # no LoadImage upstream
         page.evaluate(RECORD)
-        # the demo's 60 iterations (the file's value), watched closely
+        # 60 iterations (the demo file has 150), watched closely
         set_widget(page, "DragNoiseOptimize", "iterations", 60)
         set_widget(page, "DragNoiseOptimize", "trail_every", 3)
         set_widget(page, "DragNoiseOptimize", "preview_every", 10)

@@ -15,10 +15,13 @@ SCENE = 11                                   # one yellow disc (r 21) at (29, 34
 POINTS = [{"handle": [29, 34], "target": [55, 34]}]
 
 
-def toy_drag_prompt(points, steps=50, inversion_steps=35, iterations=60, prefix="toy", scene=SCENE) -> dict:
-    """graphs.drag_prompt's graph with the toy loader and a toy scene instead of the SD loaders."""
-    return graphs.drag_prompt(points, steps, inversion_steps, iterations, prefix=prefix,
-                              sources=graphs.toy_sources(scene))
+def toy_drag_prompt(points, steps=50, inversion_steps=None, iterations=None, prefix="toy", scene=SCENE) -> dict:
+    """graphs.drag_prompt's graph with the toy loader and a toy scene instead of the SD loaders, at the
+    toy demo's settings (dragnoise_toy.model.DEMO_*)."""
+    from dragnoise_toy import model as M
+    return graphs.drag_prompt(points, steps, inversion_steps or M.DEMO_INVERSION_STEPS,
+                              iterations or M.DEMO_ITERATIONS, prefix=prefix, sources=graphs.toy_sources(scene),
+                              lr=M.DEMO_LR)
 
 
 def test_toy_weights_are_small_and_load(comfy_cpu):
@@ -42,6 +45,40 @@ def test_toy_weights_are_small_and_load(comfy_cpu):
     assert float((rec.reshape(img.shape) - img).abs().mean()) < 0.06
 
 
+def test_toy_feature_is_drawn_from_the_bottleneck_alone(comfy_cpu):
+    """The shipped toy's decoder gets no encoder skips up to the drag feature (its NoFeatureSkips
+    patch, part of the MODEL the loader returns): two different x_t with the same bottleneck give
+    the same feature, in the recording forward and in the engine's replay."""
+    import torch
+    from dragnoise import DecoderReplay
+    from dragnoise_toy import model as M
+    patcher = M.load_unet_patcher()
+    patches = patcher.model_options["transformer_options"]["patches"]["output_block_patch"]
+    assert M.toy_settings().get("feature_skips") is False and any(isinstance(p, M.NoFeatureSkips) for p in patches)
+    unet = patcher.model.diffusion_model
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 4, 16, 16, generator=g)
+    t, ctx = torch.tensor([680.0]), M.constant_context()
+    replays = []
+    for x in (x1, x2):
+        r = DecoderReplay(unet)
+        opts = r.recording_options({"patches": {"output_block_patch": list(patches)}}, ctx, None)
+        with torch.inference_mode():
+            unet(x, t, ctx, transformer_options=opts)
+        replays.append(r)
+    b = replays[0].bottleneck
+    with torch.inference_mode(False), torch.no_grad():
+        f1, f2 = replays[0].decode(b.clone()), replays[1].decode(b.clone())
+    assert torch.allclose(f1, replays[0].feature, atol=1e-5)  # replay == recording, patch applied in both
+    assert torch.allclose(f1, f2, atol=1e-5)  # the x_t the skips came from does not matter
+    assert not torch.allclose(replays[0].feature, replays[1].feature, atol=1e-3)  # the bottleneck does
+    without = DecoderReplay(unet)  # and without the patch the skips do change it (the test can fail)
+    with torch.inference_mode():
+        unet(x2, t, ctx, transformer_options=without.recording_options({}, ctx, None))
+    with torch.inference_mode(False), torch.no_grad():
+        assert not torch.allclose(without.decode(b.clone()), f1, atol=1e-3)
+
+
 def test_toy_drag_moves_the_shape_through_the_server(server):
     from PIL import Image
     from bench.metrics import score_drag
@@ -56,14 +93,18 @@ def test_toy_drag_moves_the_shape_through_the_server(server):
     s = score_drag(m_before, m_after, drag, before, after)
     assert s.psnr_outside > 20, f"the rest of the image changed: PSNR outside the disc {s.psnr_outside:.1f} dB"
     length = math.hypot(*drag)
-    # toward the target: well past halfway along the drag, and no big sideways drift
+    # What the toy reaches (bench/RESULTS.md: DragNoise moves shapes about a fifth of the drag): the
+    # disc moves toward the target, a tenth of the drag at least (the model before this one: 1.2 of 26
+    # px), without drifting sideways. The reconstruction alone does not move it.
+    assert s.shift[0] > 0.1 * drag[0] and abs(s.shift[1]) < 0.2 * length, \
+        f"the disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag}"
+    # the issue's goal: well past halfway along the drag, and no big sideways drift
     if not (s.shift[0] > 0.5 * drag[0] and s.error < 0.5 * length):
-        # Known debt (issue 9): on the toy model DragNoise does not move shapes (60-case bench: the
-        # oracle bottleneck moves some, DragNoise's optimized one is near-orthogonal to it); see
-        # README "Toy model" and bench/RESULTS.md. This turns into a plain assertion once a demo
-        # model on which the method works exists.
+        # Known debt (issue 9): the toy moves shapes only part of the way (60-case bench: DragNoise
+        # about a fifth of the drag, the oracle bottleneck about a half); see README "Toy model" and
+        # bench/RESULTS.md. This turns into a plain assertion once a model that gets there exists.
         pytest.xfail(f"toy model: disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag} "
-                     f"(centroid error {s.error:.1f} px); DragNoise does not move shapes on the toy model")
+                     f"(centroid error {s.error:.1f} px); DragNoise moves shapes only part of the way on the toy")
 
 
 def test_drag_cases_are_seeded_and_know_their_ground_truth():
