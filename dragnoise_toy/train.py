@@ -1,12 +1,16 @@
-"""Train the toy model (deterministic, seeded; CPU). Writes dragnoise_toy/weights/*.safetensors.
+"""Train the toy model (seeded; CPU, or one GPU with --device cuda). Writes dragnoise_toy/weights/*.
 
-    python -m dragnoise_toy.train [--decoder-steps 200] [--unet-steps 900] [--skip-drop 0.5] [--threads 1]
+    python -m dragnoise_toy.train [--unet-steps 900] [--swap 0.6] [--init-from DIR] [--vae-from DIR]
+                                  [--feature-skips on|off] [--device cuda --time-budget S] ...
+
+(README "Toy model" has the shipped model's four stages; --help lists every option.)
 
 1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
    starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes.
 2. UNet (SD1.5 layout, reduced width): eps-prediction on the latents of toy scenes with the SD1.5
-   schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning; half the samples
-   with the decoder's skips up to DragNoise's feature layer zeroed (see train_unet).
+   schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning, and
+   bottleneck-swap steps (swap_loss); optionally without the decoder's skips up to DragNoise's
+   feature layer (--feature-skips off, kept with the weights: model.NoFeatureSkips).
 """
 from __future__ import annotations
 
@@ -146,7 +150,7 @@ def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
 
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
                t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
-               feature_skips=True):
+               feature_skips=True, t_low=200):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -193,7 +197,7 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
-        loss = (swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, bn_noise=bn_noise,
+        loss = (swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
                           skips_from=-1 if feature_skips else last) if swapping
                 else plain_loss())
         opt.zero_grad()
@@ -296,6 +300,8 @@ def main(argv=None):
     ap.add_argument("--pairs", type=int, default=3000, help="scene pairs for swap training")
     ap.add_argument("--bn-noise", type=float, default=0.0,
                     help="noise added to the bottleneck the decoder sees in training (share of its std)")
+    ap.add_argument("--t-edit", default="560,800", help="editing steps the swap bottleneck comes from")
+    ap.add_argument("--t-low", type=int, default=200, help="lowest step the swap skips come from")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
     ap.add_argument("--drag-range", default="0.05,0.3", help="drag lengths of the swap pairs, shares of the size")
     ap.add_argument("--workers", type=int, default=0,
@@ -383,7 +389,8 @@ def main(argv=None):
     unet_loss, swap_loss_v, steps_done = train_unet(
         unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
         swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
-        feature_skips=settings.get("feature_skips", True))
+        feature_skips=settings.get("feature_skips", True), t_low=a.t_low,
+        t_edit=tuple(int(v) for v in a.t_edit.split(",")))
     unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
