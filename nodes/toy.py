@@ -19,8 +19,8 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             category=CATEGORY,
             description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
                         "the constant conditioning they were trained with: runs the whole drag pipeline anywhere, "
-                        "no SD weights. A drag moves the shape only part of the way (about a fifth of the drag on "
-                        "60 measured cases, bench/RESULTS.md) and may smear it; it needs its own settings: "
+                        "no SD weights. A drag moves the shape only part of the way (about a quarter of the drag "
+                        "on 60 measured cases, bench/RESULTS.md) and may smear it; it needs its own settings: "
                         "Optimize lr 0.05 with 150 iterations, inversion to step 30 of 50 (see "
                         "dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",
             inputs=[],

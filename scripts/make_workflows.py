@@ -231,8 +231,8 @@ TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a 
 TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
 TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
             "model bundled with the pack, with no SD weights. The disc moves toward the target only part of the "
-            "way (about a fifth of the drag, here 5 of 26 px) and may smear: on 60 measured cases DragNoise moves "
-            "shapes 19% of the drag on average (bench/RESULTS.md; README, 'Toy model', says why). Its Optimize "
+            "way (here 10 of 26 px) and may smear: on 60 measured cases DragNoise moves "
+            "shapes 24% of the drag on average (bench/RESULTS.md; README, 'Toy model', says why). Its Optimize "
             "lr (0.05), iterations (150) and editing step (30 of 50) are the toy's own; the node defaults are the "
             "official ones. Watch the handle trails in the points editor and the x0 preview on the Optimize node. "
             "To see real drags, load an SD1.5 checkpoint and open dragnoise_real_photo.json.")

@@ -93,15 +93,15 @@ def test_toy_drag_moves_the_shape_through_the_server(server):
     s = score_drag(m_before, m_after, drag, before, after)
     assert s.psnr_outside > 20, f"the rest of the image changed: PSNR outside the disc {s.psnr_outside:.1f} dB"
     length = math.hypot(*drag)
-    # What the toy reaches (bench/RESULTS.md: DragNoise moves shapes about a fifth of the drag): the
-    # disc moves toward the target, a tenth of the drag at least (the model before this one: 1.2 of 26
-    # px), without drifting sideways. The reconstruction alone does not move it.
-    assert s.shift[0] > 0.1 * drag[0] and abs(s.shift[1]) < 0.2 * length, \
+    # What the toy reaches (bench/RESULTS.md: DragNoise moves shapes about a quarter of the drag): the
+    # disc moves toward the target, a fifth of the drag at least (measured 9.7 of 26 px; the models
+    # before: 1.2 and 4.7), without drifting sideways. The reconstruction alone does not move it.
+    assert s.shift[0] > 0.2 * drag[0] and abs(s.shift[1]) < 0.2 * length, \
         f"the disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag}"
     # the issue's goal: well past halfway along the drag, and no big sideways drift
     if not (s.shift[0] > 0.5 * drag[0] and s.error < 0.5 * length):
         # Known debt (issue 9): the toy moves shapes only part of the way (60-case bench: DragNoise
-        # about a fifth of the drag, the oracle bottleneck about a half); see README "Toy model" and
+        # about a quarter of the drag, the oracle bottleneck under a half); see README "Toy model" and
         # bench/RESULTS.md. This turns into a plain assertion once a model that gets there exists.
         pytest.xfail(f"toy model: disc moved by ({s.shift[0]:.1f}, {s.shift[1]:.1f}) px for a drag of {drag} "
                      f"(centroid error {s.error:.1f} px); DragNoise moves shapes only part of the way on the toy")
