@@ -114,6 +114,21 @@ def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 
     return lat, ((torch.cat([p[0] for p in pp]), torch.cat([p[1] for p in pp])) if pp else None)
 
 
+def cached_latent_pools(cache, scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0,
+                        drag=(0.05, 0.3)):
+    """latent_pools, loaded from the file `cache` when it holds these pools, else rendered and saved
+    there (None: not cached), so several runs share one rendering."""
+    key = [scenes, pairs, seed, two, list(drag)]
+    if cache and Path(cache).is_file():
+        cached = torch.load(cache)
+        assert cached["key"] == key, f"{cache} holds pools for {cached['key']}, not {key}"
+        return cached["latents"], cached["pairs"]
+    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag)
+    if cache:
+        torch.save({"key": key, "latents": latents, "pairs": pair_latents}, cache)
+    return latents, pair_latents
+
+
 def sd15_alphas_cumprod() -> torch.Tensor:
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
     return torch.cumprod(1 - betas, 0).float()
@@ -332,21 +347,17 @@ def main(argv=None):
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
-    chunked = a.workers > 0
-    if chunked:
-        drag = tuple(float(v) for v in a.drag_range.split(","))
-        key = [a.scenes, a.pairs if a.swap > 0 else 0, a.seed, a.two, list(drag)]
-        if a.pool_cache and Path(a.pool_cache).is_file():
-            cached = torch.load(a.pool_cache)
-            assert cached["key"] == key, f"{a.pool_cache} holds pools for {cached['key']}, not {key}"
-            latents, pairs = cached["latents"], cached["pairs"]
-        else:
-            latents, pairs = latent_pools(*key[:3], a.workers, a.two, drag)
-            if a.pool_cache:
-                torch.save({"key": key, "latents": latents, "pairs": pairs}, a.pool_cache)
+    drag = tuple(float(v) for v in a.drag_range.split(","))
+    n_pairs = a.pairs if a.swap > 0 else 0
+    if a.workers > 0:  # seeded chunks on several processes
+        latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag)
         pool = scene_pool(min(a.scenes, 500), a.seed)  # for the decoder, if it is trained
-    else:
+    else:  # one stream, as before
         pool = scene_pool(a.scenes, a.seed)
+        with torch.no_grad():
+            latents = M.mean_colour_latent(pool)
+            pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(n_pairs, a.seed + 4, two=a.two, drag=drag)) \
+                if n_pairs else None
     log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
@@ -358,17 +369,8 @@ def main(argv=None):
     else:
         dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
     t_dec = time.perf_counter() - t0
-    if not chunked:
-        with torch.no_grad():
-            latents = M.mean_colour_latent(pool)
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     config = toy_unet_config(a.model_channels, [int(v) for v in a.channel_mult.split(",")])
-    if not chunked:
-        pairs = None
-        if a.swap > 0:
-            with torch.no_grad():
-                pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(
-                    a.pairs, a.seed + 4, two=a.two, drag=tuple(float(v) for v in a.drag_range.split(","))))
     if pairs is not None:
         log(f"{len(pairs[0])} scene pairs for swap training")
     unet = M.init_unet_(M.build_unet(config), a.seed + 2)

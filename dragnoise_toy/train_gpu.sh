@@ -22,12 +22,9 @@ COMMON="--device $DEVICE --time-budget $BUDGET --skip-drop 0 --model-channels 64
 # the pools once (the first variant's arguments), then all variants read them
 for range in 0.05,0.3 0.01,0.3; do
   $PY -c "
-import sys, torch; sys.argv = ['x']
-from dragnoise_toy.train import latent_pools
-d = ($range)
-lat, pairs = latent_pools($SCENES, $SCENES, 0, $WORKERS, 0.3, d)
-torch.save({'key': [$SCENES, $SCENES, 0, 0.3, list(d)], 'latents': lat, 'pairs': pairs}, '/tmp/toy/pools_$range.pt')
-print('pools', d, tuple(lat.shape), tuple(pairs[0].shape))" >> /tmp/toy/logs/pools.txt 2>&1
+from dragnoise_toy.train import cached_latent_pools
+lat, pairs = cached_latent_pools('/tmp/toy/pools_$range.pt', $SCENES, $SCENES, 0, $WORKERS, 0.3, ($range))
+print('pools', ($range), tuple(lat.shape), tuple(pairs[0].shape))" >> /tmp/toy/logs/pools.txt 2>&1
 done
 
 declare -A VARIANT=(
