@@ -165,7 +165,7 @@ def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
 
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
                t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
-               feature_skips=True, t_low=200):
+               feature_skips=True, t_low=200, swap_focus=0.0):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -213,7 +213,7 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
         loss = (swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
-                          skips_from=-1 if feature_skips else last) if swapping
+                          skips_from=-1 if feature_skips else last, focus=swap_focus) if swapping
                 else plain_loss())
         opt.zero_grad()
         loss.backward()
@@ -236,7 +236,8 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     return loss_v, swap_v, steps
 
 
-def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1):
+def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1,
+              focus=0.0):
     """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
 
     A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes from
@@ -247,7 +248,9 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
     propagation leaves of S and 1 is no progress at all. The target is the eps that makes x0 = S'.
     So the skips alone never say where the shape goes: only the bottleneck does. Without the k = 1
     samples (an exact trajectory only) the skips already showed S' below t_e and the model learned
-    to ignore the bottleneck (measured: the oracle moved shapes 1% of the way)."""
+    to ignore the bottleneck (measured: the oracle moved shapes 1% of the way).
+    focus: extra weight of the latent cells where S and S' differ (and their neighbours): a moved
+    shape covers ~2% of the cells, so in a plain mean its colour at the new place hardly counts."""
     src, dst = pairs
     dev = src.device
     idx = torch.randint(len(src), (batch,), generator=g, device=dev)
@@ -283,7 +286,11 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
         return (noisy(held["b"], bn_noise, g) if i == 0 else h), skips(i, hsp)
     unet(x_e, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
     pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
-    return torch.nn.functional.mse_loss(pred, target)
+    if focus <= 0:
+        return torch.nn.functional.mse_loss(pred, target)
+    moved = ((s0 - s1).abs().amax(1, keepdim=True) > 0.05).float()
+    weight = 1 + focus * torch.nn.functional.max_pool2d(moved, 3, 1, 1)
+    return (weight * (pred - target) ** 2).mean() / weight.mean()
 
 
 def toy_unet_config(model_channels: int, channel_mult: list[int]) -> dict:
@@ -317,6 +324,8 @@ def main(argv=None):
                     help="noise added to the bottleneck the decoder sees in training (share of its std)")
     ap.add_argument("--t-edit", default="560,800", help="editing steps the swap bottleneck comes from")
     ap.add_argument("--t-low", type=int, default=200, help="lowest step the swap skips come from")
+    ap.add_argument("--swap-focus", type=float, default=0.0,
+                    help="extra swap-loss weight on the latent cells where the pair differs (the moved shapes)")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
     ap.add_argument("--drag-range", default="0.05,0.3", help="drag lengths of the swap pairs, shares of the size")
     ap.add_argument("--workers", type=int, default=0,
@@ -392,7 +401,7 @@ def main(argv=None):
         unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
         swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
         feature_skips=settings.get("feature_skips", True), t_low=a.t_low,
-        t_edit=tuple(int(v) for v in a.t_edit.split(",")))
+        t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus)
     unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
