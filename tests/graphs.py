@@ -46,7 +46,7 @@ def loaders() -> dict:
 
 
 def drag_prompt(points, steps=10, inversion_steps=7, iterations=5, end_step=0, prefix="drag", mask=None,
-                sources=None, lr=0.01) -> dict:
+                sources=None, lr=0.01, r1=1) -> dict:
     """Load -> encode -> invert -> points -> optimize -> patch -> KSampler Advanced -> decode -> save.
 
     sources = (loader nodes with "image" and "encode", refs for model/pos/neg/vae); default: loaders().
@@ -61,7 +61,7 @@ def drag_prompt(points, steps=10, inversion_steps=7, iterations=5, end_step=0, p
             "points": points if isinstance(points, str) else json.dumps(points), "image": ["image", 0]}},
         "optimize": {"class_type": "DragNoiseOptimize", "inputs": {
             "model": r["model"], "positive": r["pos"], "inversion": ["invert", 1], "points": ["points", 0],
-            "iterations": iterations, "lr": lr, "lam": 0.1, "r1": 1, "r2": 3}},
+            "iterations": iterations, "lr": lr, "lam": 0.1, "r1": r1, "r2": 3}},
         "patch": {"class_type": "DragNoisePropagation", "inputs": {
             "model": r["model"], "bottleneck": ["optimize", 0], "end_step": end_step}},
         "sample": {"class_type": "KSamplerAdvanced", "inputs": {
