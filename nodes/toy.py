@@ -19,9 +19,10 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             category=CATEGORY,
             description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
                         "the constant conditioning they were trained with: runs the whole drag pipeline anywhere, "
-                        "no SD weights. A drag moves the shape only part of the way (about a quarter of the drag "
-                        "on 60 measured cases, bench/RESULTS.md) and may smear it; it needs its own settings: "
-                        "Optimize lr 0.05 with 150 iterations, inversion to step 30 of 50 (see "
+                        "no SD weights. A drag moves the shape most of the way (59% of the drag on average on 60 "
+                        "measured cases, bench/RESULTS.md), though shapes may change form or colour and small ones "
+                        "fade; it needs its own settings: Optimize r1 12, lr 0.1 with 150 iterations, inversion to "
+                        "step 30 of 50 (see "
                         "dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",
             inputs=[],
             outputs=[io.Model.Output("model", display_name="model"), io.Vae.Output("vae", display_name="vae"),
@@ -44,7 +45,7 @@ class DragNoiseToyScene(io.ComfyNode):
             display_name="DragNoise Toy Scene",
             category=CATEGORY,
             description="A seeded image of 1-3 flat shapes on a flat background, like the toy model's training "
-                        "data (for the toy model, which runs the pipeline and moves shapes part of the way).",
+                        "data (for the toy model, which runs the pipeline and moves shapes most of the way).",
             inputs=[io.Int.Input("scene", default=11, min=0, max=2 ** 31 - 1, tooltip="Seed of the scene."),
                     io.Int.Input("size", default=toy_model.SIZE, min=64, max=512, step=64)],
             outputs=[io.Image.Output("image", display_name="image")],
