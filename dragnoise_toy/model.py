@@ -37,13 +37,13 @@ CONFIG_FILE = "toy_unet_config.json"  # written beside the weights by train.py; 
 
 
 # The settings the toy needs (its demo workflow, tests and bench/RESULTS.md use them; the node
-# defaults stay official): an alignment patch that covers a whole shape (r1 12 grid cells = 24 px
+# defaults stay official): an alignment patch that holds a whole shape (r1 12 grid cells, 24 px,
 # instead of 1: inside a flat-coloured shape a 3x3 patch looks like all its neighbours, so the
-# alignment loss is met by painting the shape's colour ahead of the handle, which stretches the
-# shape, and tracking follows the paint; a patch with the shape's edges in it can only be matched by
-# moving the whole shape: 24% -> 48% of the drag on stage 5), a larger bottleneck change than SD's (lr 0.1 over
-# up to 150 iterations) and an editing step at 30 of 50 inverted steps instead of 35 (t ~580, where
-# its bottleneck still knows each shape's colour). Measured in bench/RESULTS.md.
+# alignment loss was met by painting the shape's colour ahead of the handle, which stretched the
+# shape, and tracking followed the paint; a patch with the shape's edges in it can only be matched
+# by moving the whole shape: 24% -> 48% of the drag on stage 5), a larger bottleneck change than
+# SD's (lr 0.1 over up to 150 iterations) and an editing step at 30 of 50 inverted steps instead
+# of 35 (t ~580, where its bottleneck still knows each shape's colour). See bench/RESULTS.md.
 DEMO_ITERATIONS, DEMO_LR, DEMO_INVERSION_STEPS, DEMO_R1 = 150, 0.1, 30, 12
 
 TOY_KEY = "dragnoise_toy"  # toy settings in the configuration file that are no UNetModel arguments

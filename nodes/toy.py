@@ -22,8 +22,7 @@ class DragNoiseToyModelLoader(io.ComfyNode):
                         "no SD weights. A drag moves the shape most of the way (59% of the drag on average on 60 "
                         "measured cases, bench/RESULTS.md), though shapes may change form or colour and small ones "
                         "fade; it needs its own settings: Optimize r1 12, lr 0.1 with 150 iterations, inversion to "
-                        "step 30 of 50 (see "
-                        "dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",
+                        "step 30 of 50 (see dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",
             inputs=[],
             outputs=[io.Model.Output("model", display_name="model"), io.Vae.Output("vae", display_name="vae"),
                      io.Conditioning.Output("positive", display_name="positive", tooltip="The model's only conditioning; wire it into "

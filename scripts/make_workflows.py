@@ -235,10 +235,9 @@ TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimizat
             "drag on average, 37% of the cases end within a quarter of the drag, and a quarter of the shapes "
             "fade or lose their colour, small ones most (bench/RESULTS.md; README, 'Toy model', says why). Its "
             "Optimize r1 (12: the toy's flat shapes need a patch that holds their edges), lr (0.1), iterations "
-            "(150) and editing step (30 of 50) "
-            "are the toy's own; the node defaults are the official ones. Watch the handle trails in the points "
-            "editor and the x0 preview on the Optimize node. For real drags, load an SD1.5 checkpoint and open "
-            "dragnoise_real_photo.json.")
+            "(150) and editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch "
+            "the handle trails in the points editor and the x0 preview on the Optimize node. For real drags, load "
+            "an SD1.5 checkpoint and open dragnoise_real_photo.json.")
 
 
 def toy_demo():
