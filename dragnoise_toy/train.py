@@ -54,10 +54,12 @@ def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
 
 
 def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float = 0.0,
-              drag=(0.05, 0.3)) -> tuple[torch.Tensor, torch.Tensor]:
+              drag=(0.05, 0.3), small: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), two
     shapes for a share `two` of the moved pairs (as the benchmark's two-shape cases), or S itself
-    for a share `same` of the pairs. Rendered images [n,3,H,W] each."""
+    for a share `same` of the pairs. small > 0: shapes are picked to move with probability
+    proportional to area^-small (the shapes lost after a drag were the small ones, mostly
+    triangles). Rendered images [n,3,H,W] each."""
     from .data import _drag_for, random_scene
     rng = np.random.default_rng(seed)
     a, b = [], []
@@ -66,7 +68,11 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float 
         moved = scene
         if rng.uniform() >= same:
             shapes = list(scene.shapes)
-            if two > 0 and len(shapes) > 1 and rng.uniform() < two:
+            count = 2 if two > 0 and len(shapes) > 1 and rng.uniform() < two else 1
+            if small > 0:
+                p = np.array([float(s.mask(size, 1).sum()) for s in shapes]) ** -small
+                picks = [int(i) for i in rng.choice(len(shapes), count, replace=False, p=p / p.sum())]
+            elif count == 2:
                 picks = [int(i) for i in rng.permutation(len(shapes))[:2]]
             else:
                 picks = [int(rng.integers(len(shapes)))]
@@ -92,20 +98,21 @@ CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the
 
 def _latent_chunk(job):
     from .model import mean_colour_latent
-    kind, seed, n, two, drag = job
+    kind, seed, n, two, drag, small = job
     torch.set_num_threads(1)
     if kind == "scenes":
         return mean_colour_latent(scene_pool(n, seed))
-    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, two=two, drag=drag))
+    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, two=two, drag=drag, small=small))
 
 
-def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3)):
+def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3),
+                 small: float = 0.0):
     """Latents of `scenes` scenes and of `pairs` scene pairs, rendered in chunks of CHUNK with
     their own seeds, on `workers` processes (rendering is the slow part: ~4 ms a scene)."""
     import multiprocessing as mp
-    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag)
+    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small)
             for i in range(-(-scenes // CHUNK))]
-    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag)
+    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small)
              for i in range(-(-pairs // CHUNK))]
     with mp.get_context("spawn").Pool(workers) as pool:
         out = pool.map(_latent_chunk, jobs)
@@ -115,15 +122,15 @@ def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 
 
 
 def cached_latent_pools(cache, scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0,
-                        drag=(0.05, 0.3)):
+                        drag=(0.05, 0.3), small: float = 0.0):
     """latent_pools, loaded from the file `cache` when it holds these pools, else rendered and saved
     there (None: not cached), so several runs share one rendering."""
-    key = [scenes, pairs, seed, two, list(drag)]
+    key = [scenes, pairs, seed, two, list(drag)] + ([small] if small else [])
     if cache and Path(cache).is_file():
         cached = torch.load(cache)
         assert cached["key"] == key, f"{cache} holds pools for {cached['key']}, not {key}"
         return cached["latents"], cached["pairs"]
-    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag)
+    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small)
     if cache:
         torch.save({"key": key, "latents": latents, "pairs": pair_latents}, cache)
     return latents, pair_latents
@@ -134,16 +141,21 @@ def sd15_alphas_cumprod() -> torch.Tensor:
     return torch.cumprod(1 - betas, 0).float()
 
 
-def train_decoder(taesd, pool, steps, batch, seed, log):
+def train_decoder(taesd, pool, steps, batch, seed, log, crop=64, lr=5e-4, decay=False):
+    """L1 on random crops (multiples of 8 px) of the pool's scenes. decay: cosine to 10% of lr."""
     from .model import mean_colour_latent
     g = torch.Generator().manual_seed(seed)
     dec = taesd.taesd_decoder
-    opt = torch.optim.Adam(dec.parameters(), lr=5e-4)
+    opt = torch.optim.Adam(dec.parameters(), lr=lr)
     loss_v = None
+    cells = (pool.shape[-1] - crop) // 8 + 1
     for step in range(steps):
+        if decay:
+            for pg in opt.param_groups:
+                pg["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         idx = torch.randint(len(pool), (batch,), generator=g)
-        ox, oy = (int(v) * 8 for v in torch.randint(0, 9, (2,), generator=g))
-        x = pool[idx][..., oy:oy + 64, ox:ox + 64]
+        ox, oy = (int(v) * 8 for v in torch.randint(0, cells, (2,), generator=g))
+        x = pool[idx][..., oy:oy + crop, ox:ox + crop]
         z = mean_colour_latent(x)
         loss = (dec(z) - x).abs().mean()
         opt.zero_grad()
@@ -309,6 +321,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--decoder-steps", type=int, default=200)
     ap.add_argument("--decoder-batch", type=int, default=8)
+    ap.add_argument("--decoder-crop", type=int, default=64, help="decoder training crop, pixels (multiple of 8)")
+    ap.add_argument("--decoder-lr", type=float, default=5e-4)
+    ap.add_argument("--decoder-scenes", type=int, default=500, help="scenes the decoder trains on (--workers > 0)")
+    ap.add_argument("--decoder-init", help="continue training the TAESD decoder in this folder (lr decays, cosine, "
+                                           "to 10%%; the encoder is copied) instead of the analytic start")
     ap.add_argument("--unet-steps", type=int, default=900)
     ap.add_argument("--unet-batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -327,6 +344,8 @@ def main(argv=None):
     ap.add_argument("--swap-focus", type=float, default=0.0,
                     help="extra swap-loss weight on the latent cells where the pair differs (the moved shapes)")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
+    ap.add_argument("--small-bias", type=float, default=0.0,
+                    help="swap pairs move shapes with probability proportional to area^-this (0: uniform)")
     ap.add_argument("--drag-range", default="0.05,0.3", help="drag lengths of the swap pairs, shares of the size")
     ap.add_argument("--workers", type=int, default=0,
                     help="render the scenes in seeded chunks on this many processes (0: one stream, as before)")
@@ -359,14 +378,15 @@ def main(argv=None):
     drag = tuple(float(v) for v in a.drag_range.split(","))
     n_pairs = a.pairs if a.swap > 0 else 0
     if a.workers > 0:  # seeded chunks on several processes
-        latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag)
-        pool = scene_pool(min(a.scenes, 500), a.seed)  # for the decoder, if it is trained
+        latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag,
+                                              a.small_bias)
+        pool = scene_pool(min(a.scenes, a.decoder_scenes), a.seed)  # for the decoder, if it is trained
     else:  # one stream, as before
         pool = scene_pool(a.scenes, a.seed)
         with torch.no_grad():
             latents = M.mean_colour_latent(pool)
-            pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(n_pairs, a.seed + 4, two=a.two, drag=drag)) \
-                if n_pairs else None
+            pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(
+                n_pairs, a.seed + 4, two=a.two, drag=drag, small=a.small_bias)) if n_pairs else None
     log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
@@ -376,7 +396,12 @@ def main(argv=None):
         dec_loss = None
         log(f"VAE from {a.vae_from}")
     else:
-        dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log)
+        if a.decoder_init:
+            sd = M.taesd_state_dict(Path(a.decoder_init) / M.ENCODER_FILE, Path(a.decoder_init) / M.DECODER_FILE)
+            taesd.load_state_dict({k: v.float() for k, v in sd.items() if k.startswith("taesd_")}, strict=False)
+            log(f"VAE from {a.decoder_init}, its decoder trained on")
+        dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log, crop=a.decoder_crop,
+                                 lr=a.decoder_lr, decay=bool(a.decoder_init))
     t_dec = time.perf_counter() - t0
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     config = toy_unet_config(a.model_channels, [int(v) for v in a.channel_mult.split(",")])
