@@ -19,7 +19,7 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             category=CATEGORY,
             description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
                         "the constant conditioning they were trained with: runs the whole drag pipeline anywhere, "
-                        "no SD weights. A drag moves the shape most of the way (59% of the drag on average on 60 "
+                        "no SD weights. A drag moves the shape most of the way (64% of the drag on average on 60 "
                         "measured cases, bench/RESULTS.md), though shapes may change form or colour and small ones "
                         "fade; it needs its own settings: Optimize r1 12, lr 0.1 with 150 iterations, inversion to "
                         "step 30 of 50 (see dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",

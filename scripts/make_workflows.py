@@ -231,8 +231,8 @@ TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a 
 TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
 TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
-            "23 of 26 px), rounder or squarer than it was. On 60 measured cases DragNoise moves shapes 59% of the "
-            "drag on average, 37% of the cases end within a quarter of the drag, and a quarter of the shapes "
+            "23 of 26 px), rounder or squarer than it was. On 60 measured cases DragNoise moves shapes 64% of the "
+            "drag on average, 33% of the cases end within a quarter of the drag, and a quarter of the shapes "
             "fade or lose their colour, small ones most (bench/RESULTS.md; README, 'Toy model', says why). Its "
             "Optimize r1 (12: the toy's flat shapes need a patch that holds their edges), lr (0.1), iterations "
             "(150) and editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch "
