@@ -6,7 +6,8 @@
 (README "Toy model" has the shipped model's seven stages; --help lists every option.)
 
 1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
-   starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes.
+   starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes;
+   --decoder-init continues a trained one (the shipped decoder: 200 + 3,000 steps).
 2. UNet (SD1.5 layout, reduced width): eps-prediction on the latents of toy scenes with the SD1.5
    schedule (scaled linear beta 0.00085..0.012, 1000 steps), constant conditioning, and
    bottleneck-swap steps (swap_loss); optionally without the decoder's skips up to DragNoise's
