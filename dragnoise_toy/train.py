@@ -391,18 +391,14 @@ def main(argv=None):
     log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
-    if a.vae_from:  # the VAE is independent of the UNet: reuse a trained one
-        sd = M.taesd_state_dict(Path(a.vae_from) / M.ENCODER_FILE, Path(a.vae_from) / M.DECODER_FILE)
+    vae = a.vae_from or a.decoder_init  # the VAE is independent of the UNet: reuse a trained one
+    if vae:
+        sd = M.taesd_state_dict(Path(vae) / M.ENCODER_FILE, Path(vae) / M.DECODER_FILE)
         taesd.load_state_dict({k: v.float() for k, v in sd.items() if k.startswith("taesd_")}, strict=False)
-        dec_loss = None
-        log(f"VAE from {a.vae_from}")
-    else:
-        if a.decoder_init:
-            sd = M.taesd_state_dict(Path(a.decoder_init) / M.ENCODER_FILE, Path(a.decoder_init) / M.DECODER_FILE)
-            taesd.load_state_dict({k: v.float() for k, v in sd.items() if k.startswith("taesd_")}, strict=False)
-            log(f"VAE from {a.decoder_init}, its decoder trained on")
-        dec_loss = train_decoder(taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log, crop=a.decoder_crop,
-                                 lr=a.decoder_lr, decay=bool(a.decoder_init))
+        log(f"VAE from {vae}" + ("" if a.vae_from else ", its decoder trained on"))
+    dec_loss = None if a.vae_from else train_decoder(
+        taesd, pool, a.decoder_steps, a.decoder_batch, a.seed + 1, log, crop=a.decoder_crop, lr=a.decoder_lr,
+        decay=bool(a.decoder_init))
     t_dec = time.perf_counter() - t0
     log(f"latents {tuple(latents.shape)} mean {latents.mean():.3f} std {latents.std():.3f}")
     config = toy_unet_config(a.model_channels, [int(v) for v in a.channel_mult.split(",")])
