@@ -99,21 +99,21 @@ CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the
 
 def _latent_chunk(job):
     from .model import mean_colour_latent
-    kind, seed, n, two, drag, small = job
+    kind, seed, n, two, drag, small, size = job
     torch.set_num_threads(1)
     if kind == "scenes":
-        return mean_colour_latent(scene_pool(n, seed))
-    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, two=two, drag=drag, small=small))
+        return mean_colour_latent(scene_pool(n, seed, size))
+    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, size, two=two, drag=drag, small=small))
 
 
 def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3),
-                 small: float = 0.0):
+                 small: float = 0.0, size: int = 128):
     """Latents of `scenes` scenes and of `pairs` scene pairs, rendered in chunks of CHUNK with
     their own seeds, on `workers` processes (rendering is the slow part: ~4 ms a scene)."""
     import multiprocessing as mp
-    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small)
+    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small, size)
             for i in range(-(-scenes // CHUNK))]
-    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small)
+    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small, size)
              for i in range(-(-pairs // CHUNK))]
     with mp.get_context("spawn").Pool(workers) as pool:
         out = pool.map(_latent_chunk, jobs)
@@ -123,15 +123,15 @@ def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 
 
 
 def cached_latent_pools(cache, scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0,
-                        drag=(0.05, 0.3), small: float = 0.0):
+                        drag=(0.05, 0.3), small: float = 0.0, size: int = 128):
     """latent_pools, loaded from the file `cache` when it holds these pools, else rendered and saved
     there (None: not cached), so several runs share one rendering."""
-    key = [scenes, pairs, seed, two, list(drag)] + ([small] if small else [])
+    key = [scenes, pairs, seed, two, list(drag)] + ([small] if small else []) + ([size] if size != 128 else [])
     if cache and Path(cache).is_file():
         cached = torch.load(cache)
         assert cached["key"] == key, f"{cache} holds pools for {cached['key']}, not {key}"
         return cached["latents"], cached["pairs"]
-    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small)
+    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small, size)
     if cache:
         torch.save({"key": key, "latents": latents, "pairs": pair_latents}, cache)
     return latents, pair_latents
@@ -356,6 +356,7 @@ def main(argv=None):
                     help="off: the decoder up to the feature layer gets no encoder skips "
                          "(default: on, or as --init-from)")
     ap.add_argument("--time-budget", type=float, help="seconds of UNet training; sets the step count from the speed")
+    ap.add_argument("--size", type=int, default=128, help="scene size, pixels (a multiple of 8 per UNet level)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared 2-core machine 2 threads ran 2-5x slower than 1)")
@@ -380,14 +381,14 @@ def main(argv=None):
     n_pairs = a.pairs if a.swap > 0 else 0
     if a.workers > 0:  # seeded chunks on several processes
         latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag,
-                                              a.small_bias)
-        pool = scene_pool(min(a.scenes, a.decoder_scenes), a.seed)  # for the decoder, if it is trained
+                                              a.small_bias, a.size)
+        pool = scene_pool(min(a.scenes, a.decoder_scenes), a.seed, a.size)  # for the decoder, if it is trained
     else:  # one stream, as before
-        pool = scene_pool(a.scenes, a.seed)
+        pool = scene_pool(a.scenes, a.seed, a.size)
         with torch.no_grad():
             latents = M.mean_colour_latent(pool)
             pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(
-                n_pairs, a.seed + 4, two=a.two, drag=drag, small=a.small_bias)) if n_pairs else None
+                n_pairs, a.seed + 4, a.size, two=a.two, drag=drag, small=a.small_bias)) if n_pairs else None
     log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
@@ -416,6 +417,8 @@ def main(argv=None):
         log(f"UNet from {a.init_from}")
     if a.feature_skips:
         settings["feature_skips"] = a.feature_skips == "on"
+    if a.size != 128 or "size" in settings:  # the scene size the toy is made for (its demo and benchmark)
+        settings["size"] = a.size
     unet.to(a.device)
     latents = latents.to(a.device)
     pairs = None if pairs is None else tuple(v.to(a.device) for v in pairs)
