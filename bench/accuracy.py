@@ -281,7 +281,7 @@ def main(argv=None):
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--r1", type=int, default=1, help="alignment patch radius, grid cells (official 1)")
     ap.add_argument("--r2", type=int, default=3, help="tracking search radius, grid cells (official 3)")
-    ap.add_argument("--size", type=int, default=128, help="image size (the toy model was trained at 128)")
+    ap.add_argument("--size", type=int, help="image size (default: the size the toy model was trained at)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: the CPU's numbers)")
     ap.add_argument("--low-memory", action="store_true", help="DragNoise samples the feature on the grid (node option)")
@@ -293,7 +293,9 @@ def main(argv=None):
     import_comfy(a.device, stub_missing=a.device != "cpu", extra_args=("--force-fp32",))
     from dragnoise import DragConfig
     from dragnoise_toy.data import drag_cases
+    from dragnoise_toy.model import SIZE
 
+    a.size = a.size or SIZE
     toy = Toy(a.steps, a.inversion_steps, a.device, a.end_step)
 
     def config(lr):

@@ -13,7 +13,6 @@ import torch
 # the committed weights; DRAGNOISE_TOY_WEIGHTS=dir points elsewhere (e.g. a fresh training run)
 WEIGHTS = Path(os.environ.get("DRAGNOISE_TOY_WEIGHTS") or Path(__file__).resolve().parent / "weights")
 UNET_FILE, ENCODER_FILE, DECODER_FILE = "toy_unet.safetensors", "taesd_encoder.safetensors", "taesd_decoder.safetensors"
-SIZE = 128                 # training image size, pixels (latent 16x16, bottleneck 2x2)
 CONTEXT_DIM = 64           # width of the constant conditioning the cross-attention sees
 VAE_SCALE = 0.18215        # ComfyUI's TAESD (SD1.x) scale: the encoder output is the UNet-space latent
 LATENT_GAIN = 3.0          # latent = LATENT_GAIN * (8x8 mean colour - 0.5) at initialization
@@ -34,18 +33,6 @@ def constant_context(batch: int = 1, dtype=torch.float32) -> torch.Tensor:
 
 
 CONFIG_FILE = "toy_unet_config.json"  # written beside the weights by train.py; UNET_CONFIG if absent
-
-
-# The settings the toy needs (its demo workflow, tests and bench/RESULTS.md use them; the node
-# defaults stay official): an alignment patch that holds a whole shape (r1 12 grid cells, 24 px,
-# instead of 1: inside a flat-coloured shape a 3x3 patch looks like all its neighbours, so the
-# alignment loss was met by painting the shape's colour ahead of the handle, which stretched the
-# shape, and tracking followed the paint; a patch with the shape's edges in it can only be matched
-# by moving the whole shape: 24% -> 48% of the drag on stage 5), a larger bottleneck change than
-# SD's (lr 0.1 over up to 150 iterations) and an editing step at 30 of 50 inverted steps instead
-# of 35 (t ~580, where its bottleneck still knows each shape's colour). See bench/RESULTS.md.
-DEMO_ITERATIONS, DEMO_LR, DEMO_INVERSION_STEPS, DEMO_R1 = 150, 0.1, 30, 12
-
 TOY_KEY = "dragnoise_toy"  # toy settings in the configuration file that are no UNetModel arguments
 
 
@@ -62,6 +49,26 @@ def unet_config(weights=None) -> dict:
 def toy_settings(weights=None) -> dict:
     """The toy's own settings saved with its weights, e.g. {"feature_skips": false}."""
     return dict(_config_file(weights).get(TOY_KEY, {}))
+
+
+def toy_size(weights=None) -> int:
+    """The scene size in pixels the toy in `weights` was trained at (its demo and benchmark use it)."""
+    return int(toy_settings(weights).get("size", 128))
+
+
+SIZE = toy_size()
+
+
+# The settings the toy needs (its demo workflow, tests and bench/RESULTS.md use them; the node
+# defaults stay official): an alignment patch that holds a whole shape (r1 12 grid cells for 128 px
+# scenes, 24 for the shipped 256 px ones; official 1: inside a flat-coloured shape a 3x3 patch looks
+# like all its neighbours, so the alignment loss was met by painting the shape's colour ahead of the
+# handle and tracking followed the paint; a patch with the shape's edges in it can only be matched
+# by moving the whole shape), a larger bottleneck change than SD's (lr 0.07 over up to 150
+# iterations; 0.1 overshot at 256 px, 0.05 did not arrive) and an editing step at 30 of 50 inverted
+# steps instead of 35 (t ~580, where its bottleneck still knows each shape's colour). See
+# bench/RESULTS.md.
+DEMO_ITERATIONS, DEMO_LR, DEMO_INVERSION_STEPS, DEMO_R1 = 150, 0.07, 30, 12 * SIZE // 128
 
 
 class NoFeatureSkips:

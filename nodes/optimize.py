@@ -31,7 +31,7 @@ class DragNoiseOptimize(io.ComfyNode):
                 io.Int.Input("iterations", default=d.iterations, min=1, max=1000, tooltip="Official UI 60, DragBench 80."),
                 io.Float.Input("lr", default=d.lr, min=1e-5, max=1.0, step=0.001, tooltip="Adam learning rate (official UI 0.01, DragBench 0.02)."),
                 io.Float.Input("lam", default=d.lam, min=0.0, max=10.0, step=0.01, tooltip="Mask loss weight lambda (official UI 0.1, DragBench 0.2)."),
-                io.Int.Input("r1", default=d.r1, min=0, max=16, tooltip="Alignment patch radius (official 1)."),
+                io.Int.Input("r1", default=d.r1, min=0, max=32, tooltip="Alignment patch radius (official 1)."),
                 io.Int.Input("r2", default=d.r2, min=1, max=16, tooltip="Tracking search radius (official 3)."),
                 # optional: API prompts written before these inputs existed still validate
                 io.Int.Input("trail_every", default=TRAIL_EVERY, min=0, max=1000, optional=True,

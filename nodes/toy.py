@@ -17,12 +17,13 @@ class DragNoiseToyModelLoader(io.ComfyNode):
             node_id="DragNoiseToyModelLoader",
             display_name="DragNoise Toy Model Loader",
             category=CATEGORY,
-            description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (128 px), with "
+            description="A tiny SD1.5-family UNet and a TAESD VAE trained on flat coloured shapes (256 px), with "
                         "the constant conditioning they were trained with: runs the whole drag pipeline anywhere, "
-                        "no SD weights. A drag moves the shape most of the way (64% of the drag on average on 60 "
-                        "measured cases, bench/RESULTS.md), though shapes may change form or colour and small ones "
-                        "fade; it needs its own settings: Optimize r1 12, lr 0.1 with 150 iterations, inversion to "
-                        "step 30 of 50 (see dragnoise_toy_demo.json). Use an SD1.5 checkpoint to see real drags.",
+                        "no SD weights. A drag moves the shape most of the way (81% of the drag on average on 60 "
+                        "measured cases, 35% of them within a quarter of it; bench/RESULTS.md), though shapes may "
+                        "stop short, change form or colour, or fade; it needs its own settings: Optimize r1 24, lr "
+                        "0.07 with 150 iterations, inversion to step 30 of 50 (see dragnoise_toy_demo.json). Use an "
+                        "SD1.5 checkpoint to see real drags.",
             inputs=[],
             outputs=[io.Model.Output("model", display_name="model"), io.Vae.Output("vae", display_name="vae"),
                      io.Conditioning.Output("positive", display_name="positive", tooltip="The model's only conditioning; wire it into "

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1  # noqa: E402  (toy demo settings)
+from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1, SIZE as TOY_SIZE  # noqa: E402  (toy demo settings)
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 CKPT = "v1-5-pruned-emaonly.safetensors"
@@ -227,24 +227,25 @@ def sdxl():
            "image); handles in image pixels, supervised at half resolution as with SD1.5")
 
 
-TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11)): a yellow disc on grey
-TOY_POINTS = json.dumps([{"handle": [29, 34], "target": [55, 34]}])
+TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11), TOY_SIZE): a yellow disc on grey
+K = TOY_SIZE // 128  # the scenes scale with the size the toy was trained at
+TOY_POINTS = json.dumps([{"handle": [29 * K, 34 * K], "target": [55 * K, 34 * K]}])
 TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
-            "23 of 26 px), rounder or squarer than it was. On 60 measured cases DragNoise moves shapes 64% of the "
-            "drag on average, 33% of the cases end within a quarter of the drag, and a quarter of the shapes "
-            "fade or lose their colour, small ones most (bench/RESULTS.md; README, 'Toy model', says why). Its "
-            "Optimize r1 (12: the toy's flat shapes need a patch that holds their edges), lr (0.1), iterations "
-            "(150) and editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch "
-            "the handle trails in the points editor and the x0 preview on the Optimize node. For real drags, load "
-            "an SD1.5 checkpoint and open dragnoise_real_photo.json.")
+            "38 of 52 px), blob-shaped rather than round. On 60 measured cases DragNoise moves shapes 81% of the "
+            "drag on average and 35% of the cases end within a quarter of the drag; a third stop short and 7 of "
+            "75 shapes fade or lose their colour (bench/RESULTS.md; README, 'Toy model', says why). Its Optimize "
+            "r1 (24: the toy's flat shapes need a patch that holds their edges), lr (0.07), iterations (150) and "
+            "editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch the handle "
+            "trails in the points editor and the x0 preview on the Optimize node. For real drags, load an SD1.5 "
+            "checkpoint and open dragnoise_real_photo.json.")
 
 
 def toy_demo():
     """Runs anywhere: the toy model (trained on flat shapes, weights in the repo) and a seeded toy scene."""
     g = Graph()
     toy = g.add("DragNoiseToyModelLoader", (0, 40), [], size=(320, 120))
-    scene = g.add("DragNoiseToyScene", (0, 220), [TOY_SCENE, 128], size=(320, 110))
+    scene = g.add("DragNoiseToyScene", (0, 220), [TOY_SCENE, TOY_SIZE], size=(320, 110))
     enc = g.add("VAEEncode", (400, 220))
     g.link(scene, 0, enc, "pixels"); g.link(toy, 1, enc, "vae")
     g.add("Note", (0, 400), [TOY_NOTE], size=(320, 330), title="What this demo shows")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dragnoise_toy.model import SIZE as TOY_SIZE
 from test_widget import APP, FRONTENDS, SETTINGS, Screen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
 
         # 1. Run: the editor shows the scene, progress arrived while it ran, the handles moved
         rec = run(page)
-        page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === 128", timeout=10_000)
+        page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === {TOY_SIZE}", timeout=30_000)
         live = [p for p in rec["progress"] if not p["done"]]
         assert len(live) >= 2, rec["progress"]
         assert all(p["drawn"] and len(p["drawn"]) == 1 for p in rec["progress"])
@@ -120,7 +121,7 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         assert page.evaluate(f"() => ({BY_TYPE}('DragNoisePoints').imgs?.length ?? 0)") == 0
         assert page.locator("canvas.dragnoise-points-canvas").first.bounding_box()["height"] >= 256
         # the before/after view: the SaveImage downstream of the drag
-        page.wait_for_function(f"() => !!{EDITOR}.after", timeout=10_000)
+        page.wait_for_function(f"() => !!{EDITOR}.after", timeout=30_000)
         if frontend == "pinned":
             page.wait_for_timeout(500)
             page.screenshot(path=str(ROOT / "docs" / "live_progress.png"), clip={"x": 60, "y": 100, "width": 900, "height": 720})
@@ -137,13 +138,13 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         page.wait_for_timeout(1000)  # the frontend stores the open workflow (with node properties) on its schedule
         page.reload(wait_until="domcontentloaded")
         open_page(page, srv, False)
-        page.wait_for_function(f"() => ({EDITOR}?.img?.naturalWidth ?? 0) === 128", timeout=30_000)
+        page.wait_for_function(f"() => ({EDITOR}?.img?.naturalWidth ?? 0) === {TOY_SIZE}", timeout=30_000)
         frame(page)
         page.evaluate(RECORD)
 
         # 3. New points clicked in the editor are what the server runs
         page.locator(".dragnoise-points-editor button.dragnoise-clear").first.click()
-        sc = Screen(page.locator("canvas.dragnoise-points-canvas").first.bounding_box())
+        sc = Screen(page.locator("canvas.dragnoise-points-canvas").first.bounding_box(), TOY_SIZE)
         for x, y in ((40, 70), (60, 70), (90, 30), (90, 50)):
             page.mouse.click(*sc.at(x, y))
         want = [{"handle": [40, 70], "target": [60, 70]}, {"handle": [90, 30], "target": [90, 50]}]

@@ -86,11 +86,11 @@ def open_editor(page, srv, vue: bool, linked: bool = True):
 class Screen:
     """Image pixel -> the screen point at its centre, from the editor canvas rect (contain fit)."""
 
-    def __init__(self, box):
+    def __init__(self, box, n=N):  # n: the image's size in pixels
         self.box = box
-        self.s = min(box["width"] / N, box["height"] / N)
-        self.ox = box["x"] + (box["width"] - N * self.s) / 2
-        self.oy = box["y"] + (box["height"] - N * self.s) / 2
+        self.s = min(box["width"] / n, box["height"] / n)
+        self.ox = box["x"] + (box["width"] - n * self.s) / 2
+        self.oy = box["y"] + (box["height"] - n * self.s) / 2
 
     def at(self, x, y):
         return self.ox + (x + 0.5) * self.s, self.oy + (y + 0.5) * self.s
