@@ -34,10 +34,11 @@ def main(argv=None):
     import_comfy("cpu")
     from bench.accuracy import Toy, score_case
     from dragnoise_toy.data import drag_cases
+    from dragnoise_toy.model import SIZE
     toy = Toy(50, 35)
     s = toy.sigma
     g = torch.Generator().manual_seed(a.seed)
-    for case in drag_cases(a.cases, a.seed, 128):
+    for case in drag_cases(a.cases, a.seed, SIZE):  # the size the toy was trained at
         img, exp = case.scene.render(), case.expected().render()
         z, z2 = toy.encode(img), toy.encode(exp)
         xt = toy.invert(z)
