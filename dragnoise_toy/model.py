@@ -69,6 +69,10 @@ SIZE = toy_size()
 # steps instead of 35 (t ~580, where its bottleneck still knows each shape's colour). See
 # bench/RESULTS.md.
 DEMO_ITERATIONS, DEMO_LR, DEMO_INVERSION_STEPS, DEMO_R1 = 150, 0.07, 30, 12 * SIZE // 128
+# The demo's drag (its workflow and the server test): scene 11, a yellow disc on grey, dragged right
+# by 26 px at 128 px; scenes scale with the size
+_K = SIZE // 128
+DEMO_SCENE, DEMO_POINTS = 11, [{"handle": [29 * _K, 34 * _K], "target": [55 * _K, 34 * _K]}]
 
 
 class NoFeatureSkips:

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1, SIZE as TOY_SIZE  # noqa: E402  (toy demo settings)
+from dragnoise_toy.model import (DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_POINTS, DEMO_R1,  # noqa: E402
+                                 DEMO_SCENE, SIZE as TOY_SIZE)  # the toy demo's settings and drag
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 CKPT = "v1-5-pruned-emaonly.safetensors"
@@ -227,9 +228,7 @@ def sdxl():
            "image); handles in image pixels, supervised at half resolution as with SD1.5")
 
 
-TOY_SCENE = 11  # dragnoise_toy.data.random_scene(np.random.default_rng(11), TOY_SIZE): a yellow disc on grey
-K = TOY_SIZE // 128  # the scenes scale with the size the toy was trained at
-TOY_POINTS = json.dumps([{"handle": [29 * K, 34 * K], "target": [55 * K, 34 * K]}])
+TOY_SCENE, TOY_POINTS = DEMO_SCENE, json.dumps(DEMO_POINTS)  # a yellow disc on grey, dragged right
 TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
             "38 of 52 px), blob-shaped rather than round. On 60 measured cases DragNoise moves shapes 81% of the "

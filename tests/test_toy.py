@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 
 import graphs
-from dragnoise_toy.model import SIZE as TOY_SIZE
+from dragnoise_toy.model import DEMO_POINTS as POINTS, DEMO_SCENE as SCENE, SIZE as TOY_SIZE
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENE = 11            # one yellow disc (r 21 px at 128 px; the toy's scenes scale with its size) at (29, 34) on grey
-K = TOY_SIZE // 128
-POINTS = [{"handle": [29 * K, 34 * K], "target": [55 * K, 34 * K]}]
+# SCENE: one yellow disc (r 21 px at 128 px, scaled with the toy's size), POINTS drag it right
 
 
 def toy_drag_prompt(points, steps=50, inversion_steps=None, iterations=None, prefix="toy", scene=SCENE) -> dict:
