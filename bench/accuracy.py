@@ -268,6 +268,26 @@ def diagnostics_table(diag: dict) -> str:
                       "| " + " | ".join(f"{diag[k]:.2f}" for k in names) + " |"])
 
 
+def merge(files: list[str], out: str | None) -> dict:
+    """One report from runs over parts of the same cases (same settings): cases concatenated,
+    summaries and diagnostics recomputed."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    report = {**runs[0], "command": " + ".join(r["command"] for r in runs),
+              "cases": [c for r in runs for c in r["cases"]]}
+    methods = list(runs[0]["summary"])
+    report["summary"] = {m: summarize([c[m] for c in report["cases"]]) for m in methods}
+    diag = [c["diagnostics"] for c in report["cases"] if "diagnostics" in c]
+    report["diagnostics"] = {k: statistics.fmean(d[k] for d in diag) for k in DIAGNOSTICS
+                             if diag and all(k in d for d in diag)}
+    print(table(report["summary"]))
+    if report["diagnostics"]:
+        print()
+        print(diagnostics_table(report["diagnostics"]))
+    if out:
+        Path(out).write_text(json.dumps(report, indent=1))
+    return report
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=60)
@@ -286,9 +306,14 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: the CPU's numbers)")
     ap.add_argument("--low-memory", action="store_true", help="DragNoise samples the feature on the grid (node option)")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--start", type=int, default=0, help="run cases[start:] only (one half per CPU core)")
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="combine these runs' --json files (e.g. two --start halves) into one report, then exit")
     ap.add_argument("--json")
     ap.add_argument("--save-images", help="write input | expected | each method's output per case here")
     a = ap.parse_args(argv)
+    if a.merge:
+        return merge(a.merge, a.json)
     torch.set_num_threads(a.threads)
     import_comfy(a.device, stub_missing=a.device != "cpu", extra_args=("--force-fp32",))
     from dragnoise import DragConfig
@@ -301,7 +326,7 @@ def main(argv=None):
     def config(lr):
         return DragConfig(iterations=a.iterations, lr=lr, lam=a.lam, r1=a.r1, r2=a.r2)
     methods = a.methods.split(",")
-    cases = drag_cases(a.cases, a.seed, a.size)
+    cases = drag_cases(a.cases, a.seed, a.size)[a.start:]
     results = {m: [] for m in methods}
     per_case = []
     diag_rows = []

@@ -61,6 +61,21 @@ class Scene:
             img = img * (1 - m) + np.asarray(s.color, np.float32) * m
         return img.astype(np.float32)
 
+    def part_map(self, cell: int = 8) -> np.ndarray:
+        """[3, H/cell, W/cell]: per cell, each shape's coverage c and its offset from the shape's centre,
+        (c dx / R, c dy / R, c) with R = 0.17 * size (the largest radius): where in its shape a cell
+        lies. train.py's --part-feature teaches the drag feature to carry it (see there)."""
+        n = self.size // cell
+        out = np.zeros((3, n, n), np.float32)
+        centre = (np.arange(n) + 0.5) * cell
+        big = 0.17 * self.size
+        for s in self.shapes:
+            c = s.mask(self.size, 1).reshape(n, cell, n, cell).mean((1, 3))
+            out[0] += c * (centre[None, :] - s.cx) / big
+            out[1] += c * (centre[:, None] - s.cy) / big
+            out[2] += c
+        return out
+
     def to_json(self) -> dict:
         return {"size": self.size, "background": self.background, "shapes": [asdict(s) for s in self.shapes]}
 

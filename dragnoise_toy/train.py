@@ -55,15 +55,16 @@ def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
 
 
 def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float = 0.0,
-              drag=(0.05, 0.3), small: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+              drag=(0.05, 0.3), small: float = 0.0, parts: bool = False) -> tuple:
     """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), two
     shapes for a share `two` of the moved pairs (as the benchmark's two-shape cases), or S itself
     for a share `same` of the pairs. small > 0: shapes are picked to move with probability
     proportional to area^-small (the shapes lost after a drag were the small ones, mostly
-    triangles). Rendered images [n,3,H,W] each."""
+    triangles). Rendered images [n,3,H,W] each; parts: and the moved scenes' part maps [n,3,H/8,W/8]
+    (data.Scene.part_map, for --part-feature)."""
     from .data import _drag_for, random_scene
     rng = np.random.default_rng(seed)
-    a, b = [], []
+    a, b, c = [], [], []
     while len(a) < n:
         scene = random_scene(rng, size)
         moved = scene
@@ -90,8 +91,10 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float 
             moved = type(scene)(scene.size, scene.background, tuple(shapes))
         a.append(scene.render(ss=2))
         b.append(moved.render(ss=2))
+        if parts:
+            c.append(moved.part_map())
     to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return to_t(a), to_t(b)
+    return (to_t(a), to_t(b)) + ((torch.from_numpy(np.stack(c)),) if parts else ())
 
 
 CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the worker count
@@ -99,39 +102,42 @@ CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the
 
 def _latent_chunk(job):
     from .model import mean_colour_latent
-    kind, seed, n, two, drag, small, size = job
+    kind, seed, n, two, drag, small, size, parts = job
     torch.set_num_threads(1)
     if kind == "scenes":
         return mean_colour_latent(scene_pool(n, seed, size))
-    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, size, two=two, drag=drag, small=small))
+    out = pair_pool(n, seed, size, two=two, drag=drag, small=small, parts=parts)
+    return tuple(mean_colour_latent(v) for v in out[:2]) + out[2:]
 
 
 def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3),
-                 small: float = 0.0, size: int = 128):
-    """Latents of `scenes` scenes and of `pairs` scene pairs, rendered in chunks of CHUNK with
-    their own seeds, on `workers` processes (rendering is the slow part: ~4 ms a scene)."""
+                 small: float = 0.0, size: int = 128, parts: bool = False):
+    """Latents of `scenes` scenes and of `pairs` scene pairs (and the moved scenes' part maps, if
+    `parts`), rendered in chunks of CHUNK with their own seeds, on `workers` processes (rendering
+    is the slow part: ~4 ms a scene)."""
     import multiprocessing as mp
-    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small, size)
+    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small, size, parts)
             for i in range(-(-scenes // CHUNK))]
-    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small, size)
+    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small, size, parts)
              for i in range(-(-pairs // CHUNK))]
     with mp.get_context("spawn").Pool(workers) as pool:
         out = pool.map(_latent_chunk, jobs)
     lat = torch.cat([o for j, o in zip(jobs, out) if j[0] == "scenes"])
     pp = [o for j, o in zip(jobs, out) if j[0] == "pairs"]
-    return lat, ((torch.cat([p[0] for p in pp]), torch.cat([p[1] for p in pp])) if pp else None)
+    return lat, (tuple(torch.cat(v) for v in zip(*pp)) if pp else None)
 
 
 def cached_latent_pools(cache, scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0,
-                        drag=(0.05, 0.3), small: float = 0.0, size: int = 128):
+                        drag=(0.05, 0.3), small: float = 0.0, size: int = 128, parts: bool = False):
     """latent_pools, loaded from the file `cache` when it holds these pools, else rendered and saved
     there (None: not cached), so several runs share one rendering."""
-    key = [scenes, pairs, seed, two, list(drag)] + ([small] if small else []) + ([size] if size != 128 else [])
+    key = ([scenes, pairs, seed, two, list(drag)] + ([small] if small else []) + ([size] if size != 128 else [])
+           + (["parts"] if parts else []))
     if cache and Path(cache).is_file():
         cached = torch.load(cache)
         assert cached["key"] == key, f"{cache} holds pools for {cached['key']}, not {key}"
         return cached["latents"], cached["pairs"]
-    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small, size)
+    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small, size, parts)
     if cache:
         torch.save({"key": key, "latents": latents, "pairs": pair_latents}, cache)
     return latents, pair_latents
@@ -178,7 +184,8 @@ def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
 
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
                t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
-               feature_skips=True, t_low=200, swap_focus=0.0):
+               feature_skips=True, t_low=200, swap_focus=0.0, part_feature=0.0, part_gain=4.0, dn_pool=None,
+               dn_share=0.0, after_feature_only=False):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -188,16 +195,24 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     has to follow it (what a denoising autoencoder does to its decoder's Jacobian).
     time_budget: seconds; the step count is then fixed from the speed of steps 50-100 (logged).
     feature_skips=False: the decoder blocks up to the feature layer never get their encoder skips
-    (model.NoFeatureSkips, also at inference), so the bottleneck alone draws that feature."""
+    (model.NoFeatureSkips, also at inference), so the bottleneck alone draws that feature.
+    part_feature: weight of swap_loss's part term (pairs must carry part maps).
+    dn_pool: DragNoise-optimized bottlenecks (bench/dn_pool.py) that a share dn_share of the steps
+    trains on (dn_pool_loss). after_feature_only: only the blocks after the drag feature learn, so
+    the path bottleneck -> feature, and with it what DragNoise's optimization finds, stays as it was."""
     from dragnoise import feature_block_index
     from .model import constant_context
     last = feature_block_index(unet)
     g = torch.Generator(device).manual_seed(seed)
     ac = sd15_alphas_cumprod().to(device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    if after_feature_only:
+        unet.requires_grad_(False)
+        for m in list(unet.output_blocks)[last + 1:] + [unet.out]:
+            m.requires_grad_(True)
+    opt = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     ctx = constant_context(batch).to(device)
     warm = 20
-    loss_v = swap_v = None
+    loss_v = swap_v = part_v = dn_v = None
     t_start = time.perf_counter()
 
     def plain_loss():
@@ -225,20 +240,33 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
-        loss = (swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
-                          skips_from=-1 if feature_skips else last, focus=swap_focus) if swapping
-                else plain_loss())
+        part = None
+        dn_step = dn_pool is not None and not swapping and bool(torch.rand((), generator=g, device=device) < dn_share)
+        if dn_step:
+            loss = dn_pool_loss(unet, dn_pool, batch, ac, ctx, g, t_low=t_low,
+                                skips_from=-1 if feature_skips else last, focus=swap_focus)
+            dn_v = loss.item() if dn_v is None else 0.98 * dn_v + 0.02 * loss.item()
+        elif swapping:
+            loss, part = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
+                                   skips_from=-1 if feature_skips else last, focus=swap_focus,
+                                   feature_at=last + 1, part_gain=part_gain)
+            if part is not None:
+                loss = loss + part_feature * part
+                part_v = part.item() if part_v is None else 0.98 * part_v + 0.02 * part.item()
+        else:
+            loss = plain_loss()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         if swapping:
             swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
-        else:
+        elif not dn_step:
             loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
         if step % 50 == 0 or step == steps - 1:
-            log(f"unet step {step} {'swap loss' if swapping else 'loss'} {loss.item():.4f} "
-                f"(ema {swap_v if swapping else loss_v:.4f})")
+            log(f"unet step {step} {'swap loss' if swapping else 'dn loss' if dn_step else 'loss'} {loss.item():.4f} "
+                f"(ema {swap_v if swapping else dn_v if dn_step else loss_v:.4f})" + (f" part {part.item():.4f} (ema {part_v:.4f})"
+                                                                 if part is not None else ""))
         step += 1
         if time_budget and step == 50:  # timed after 50 warm-up steps (cuDNN autotuning, caches)
             t50 = time.perf_counter()
@@ -246,11 +274,47 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             per = (time.perf_counter() - t50) / 50
             steps = min(steps, 100 + int((time_budget - (time.perf_counter() - t_start)) / per))
             log(f"{per * 1000:.0f} ms a step: {steps} steps in the {time_budget} s budget")
-    return loss_v, swap_v, steps
+    return loss_v, swap_v, steps, part_v, dn_v
+
+
+def dn_pool_loss(unet, pool, batch, ac, ctx, g, t_low=200, at_edit=0.35, skips_from=-1, focus=0.0):
+    """swap_loss with the bottleneck DragNoise's optimization found instead of the moved scene's.
+
+    pool (bench/dn_pool.py): per training drag, the input's latent z0, the dragged scene's z1, the
+    inverted latent at the editing step and the optimized bottleneck there. The skips come from the
+    same trajectory points as in swap_loss, with the inversion's own noise; the target is the eps
+    that denoises to the dragged scene. So the blocks after the drag feature learn to render the
+    move that DragNoise's bottleneck stands for, which they were never shown (on the benchmark its
+    change is 3x the oracle's and nearly orthogonal to it)."""
+    dev = pool["b"].device
+    idx = torch.randint(len(pool["b"]), (batch,), generator=g, device=dev)
+    z0, z1, b = pool["z0"][idx], pool["z1"][idx], pool["b"][idx]
+    sigma = float(pool["sigma"])
+    eps = (pool["xt"][idx] - z0) / sigma  # the inversion's noise (x_t = z0 + sigma eps in ComfyUI's space)
+    te = int((((1 - ac) / ac).sqrt() - sigma).abs().argmin())
+    te_b = torch.full((batch,), te, device=dev)
+    t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
+    t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te_b, t)
+    ae, at = ac[te], ac[t][:, None, None, None]
+    se, st = (1 - ae).sqrt(), (1 - at).sqrt()
+    ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
+    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g, device=dev)
+    x_t = at.sqrt() * (z1 + k * (z0 - z1)) + st * eps
+    target = eps + at.sqrt() / st * k * (z0 - z1)
+
+    def inject(h, hsp, options):
+        i = options["block"][1]
+        return (b if i == 0 else h), (hsp * 0 if i <= skips_from else hsp)
+    pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
+    if focus <= 0:
+        return torch.nn.functional.mse_loss(pred, target)
+    moved = ((z0 - z1).abs().amax(1, keepdim=True) > 0.05).float()
+    weight = 1 + focus * torch.nn.functional.max_pool2d(moved, 3, 1, 1)
+    return (weight * (pred - target) ** 2).mean() / weight.mean()
 
 
 def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1,
-              focus=0.0):
+              focus=0.0, feature_at=None, part_gain=4.0):
     """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
 
     A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes from
@@ -263,14 +327,26 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
     samples (an exact trajectory only) the skips already showed S' below t_e and the model learned
     to ignore the bottleneck (measured: the oracle moved shapes 1% of the way).
     focus: extra weight of the latent cells where S and S' differ (and their neighbours): a moved
-    shape covers ~2% of the cells, so in a plain mean its colour at the new place hardly counts."""
-    src, dst = pairs
+    shape covers ~2% of the cells, so in a plain mean its colour at the new place hardly counts.
+    Returns (loss, part): part is None unless pairs carry the moved scenes' part maps (a third
+    tensor); then it is the part term: the first three channels of the drag feature (the input of
+    output block feature_at) should be part_gain x the moved scene's part map (data.Scene.part_map:
+    where in its shape each cell lies), cells in and around shapes weighed 5x. A flat-coloured
+    shape's feature is otherwise the same all over it, so DragNoise's 3x3 alignment patch could be
+    matched by painting colour ahead of the handle; with the part code it can only be matched by
+    moving the shape. It gives the small model the part semantics SD's features have through scale."""
+    src, dst = pairs[:2]
+    part_maps = pairs[2] if len(pairs) > 2 and feature_at is not None else None
     dev = src.device
     idx = torch.randint(len(src), (batch,), generator=g, device=dev)
     s0, s1 = src[idx], dst[idx]
     flip = torch.rand(batch, generator=g, device=dev) < 0.5
     s0 = torch.where(flip[:, None, None, None], s0.flip(-1), s0)
     s1 = torch.where(flip[:, None, None, None], s1.flip(-1), s1)
+    if part_maps is not None:  # a flip mirrors the x offsets too
+        pm = part_maps[idx]
+        pm = torch.where(flip[:, None, None, None], pm.flip(-1) * torch.tensor([-1.0, 1.0, 1.0], device=dev)[:, None, None],
+                         pm)
     te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g, device=dev)
     t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
     t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te, t)
@@ -296,14 +372,22 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
 
     def inject(h, hsp, options):
         i = options["block"][1]
+        if i == feature_at:
+            held["feature"] = h
         return (noisy(held["b"], bn_noise, g) if i == 0 else h), skips(i, hsp)
     unet(x_e, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
     pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
+    part = None
+    if part_maps is not None:
+        f = held["feature"][:, :3].float()
+        pm = torch.nn.functional.interpolate(pm, size=f.shape[-2:], mode="area") if pm.shape[-2:] != f.shape[-2:] else pm
+        w = 1 + 4 * torch.nn.functional.max_pool2d((pm[:, 2:3] > 0).float(), 3, 1, 1)
+        part = (w * (f - part_gain * pm) ** 2).mean() / w.mean()
     if focus <= 0:
-        return torch.nn.functional.mse_loss(pred, target)
+        return torch.nn.functional.mse_loss(pred, target), part
     moved = ((s0 - s1).abs().amax(1, keepdim=True) > 0.05).float()
     weight = 1 + focus * torch.nn.functional.max_pool2d(moved, 3, 1, 1)
-    return (weight * (pred - target) ** 2).mean() / weight.mean()
+    return (weight * (pred - target) ** 2).mean() / weight.mean(), part
 
 
 def toy_unet_config(model_channels: int, channel_mult: list[int]) -> dict:
@@ -344,6 +428,15 @@ def main(argv=None):
     ap.add_argument("--t-low", type=int, default=200, help="lowest step the swap skips come from")
     ap.add_argument("--swap-focus", type=float, default=0.0,
                     help="extra swap-loss weight on the latent cells where the pair differs (the moved shapes)")
+    ap.add_argument("--part-feature", type=float, default=0.0,
+                    help="weight of the part term: the drag feature's first 3 channels carry where in its shape "
+                         "each cell lies (swap_loss; needs --workers > 0)")
+    ap.add_argument("--part-gain", type=float, default=4.0, help="scale of the part code in the drag feature")
+    ap.add_argument("--dn-pool", help="DragNoise-optimized bottlenecks to train on (bench/dn_pool.py; "
+                                      "comma-separated files)")
+    ap.add_argument("--dn-share", type=float, default=0.0, help="share of the non-swap steps on --dn-pool")
+    ap.add_argument("--after-feature-only", action="store_true",
+                    help="train only the blocks after the drag feature (what DragNoise optimizes stays)")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
     ap.add_argument("--small-bias", type=float, default=0.0,
                     help="swap pairs move shapes with probability proportional to area^-this (0: uniform)")
@@ -381,9 +474,10 @@ def main(argv=None):
     n_pairs = a.pairs if a.swap > 0 else 0
     if a.workers > 0:  # seeded chunks on several processes
         latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag,
-                                              a.small_bias, a.size)
+                                              a.small_bias, a.size, a.part_feature > 0)
         pool = scene_pool(min(a.scenes, a.decoder_scenes), a.seed, a.size)  # for the decoder, if it is trained
     else:  # one stream, as before
+        assert a.part_feature == 0, "--part-feature needs --workers > 0"
         pool = scene_pool(a.scenes, a.seed, a.size)
         with torch.no_grad():
             latents = M.mean_colour_latent(pool)
@@ -422,11 +516,19 @@ def main(argv=None):
     unet.to(a.device)
     latents = latents.to(a.device)
     pairs = None if pairs is None else tuple(v.to(a.device) for v in pairs)
-    unet_loss, swap_loss_v, steps_done = train_unet(
+    dn_pool = None
+    if a.dn_pool:
+        parts = [torch.load(f) for f in a.dn_pool.split(",")]
+        dn_pool = {k: torch.cat([q[k] for q in parts]).to(a.device) for k in ("z0", "z1", "xt", "b")}
+        dn_pool["sigma"] = parts[0]["sigma"]
+        log(f"{len(dn_pool['b'])} DragNoise bottlenecks from {a.dn_pool}")
+    unet_loss, swap_loss_v, steps_done, part_v, dn_v = train_unet(
         unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
         swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
         feature_skips=settings.get("feature_skips", True), t_low=a.t_low,
-        t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus)
+        t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus,
+        part_feature=a.part_feature, part_gain=a.part_gain, dn_pool=dn_pool, dn_share=a.dn_share,
+        after_feature_only=a.after_feature_only)
     unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
@@ -440,7 +542,7 @@ def main(argv=None):
     info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
             "args": vars(a), "unet_steps_done": steps_done,
             "device": torch.cuda.get_device_name() if a.device != "cpu" else "cpu",
-            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v,
+            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v, "part_mse_ema": part_v, "dn_mse_ema": dn_v,
             "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
             "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
             "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}

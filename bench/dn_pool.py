@@ -1,0 +1,81 @@
+"""DragNoise-optimized bottlenecks on training drags, for the toy's --dn-pool training (train.dn_pool_loss).
+
+    python bench/dn_pool.py --seed 1000 --time-budget 1800 --out /tmp/dn_pool_a.pt
+
+Each training drag is a seeded toy scene with one shape translated (seeds far from the benchmark's
+drag_cases), run through the benchmark's own DragNoise path at the demo settings (inversion to the
+editing step, optimize_bottleneck as the node runs it; every third drag with an editable box
+around the shape's path, as the benchmark). Saved per drag: the input's latent, the dragged
+scene's latent, the inverted latent and the optimized bottleneck (and the starting one).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.comfy_env import import_comfy  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1000, help="drags (or as many as --time-budget allows)")
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--time-budget", type=float, default=1e9, help="seconds")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    import_comfy("cpu", extra_args=("--force-fp32",))
+    torch.set_num_threads(a.threads)
+    from bench.accuracy import Toy, editable_grid
+    from dragnoise import DragConfig, optimize_bottleneck
+    from dragnoise_toy.data import _drag_for, random_scene
+    from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1, SIZE
+    toy = Toy(50, DEMO_INVERSION_STEPS)
+    rng = np.random.default_rng(a.seed)
+    config = DragConfig(iterations=DEMO_ITERATIONS, lr=DEMO_LR, r1=DEMO_R1)
+    grid = (SIZE // 2, SIZE // 2)
+    rec = {k: [] for k in ("z0", "z1", "xt", "b0", "b")}
+    t0, its = time.perf_counter(), []
+    while len(its) < a.n and time.perf_counter() - t0 < a.time_budget:
+        scene = random_scene(rng, SIZE)
+        i = int(rng.integers(len(scene.shapes)))
+        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i], (SIZE * 0.12, SIZE * 0.25))
+        if d is None:
+            continue
+        s = scene.shapes[i]
+        moved = type(scene)(scene.size, scene.background,
+                            tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
+        z0, z1 = toy.encode(scene.render(ss=2)), toy.encode(moved.render(ss=2))
+        xt = toy.invert(z0)
+        handle = [round(s.cx * 0.5), round(s.cy * 0.5)]  # grid cells, as the node
+        target = [handle[0] + round(d[0] * 0.5), handle[1] + round(d[1] * 0.5)]
+        mask = None
+        if len(its) % 3 == 2:
+            xs = [s.cx - s.r, s.cx + s.r, s.cx - s.r + d[0], s.cx + s.r + d[0]]
+            ys = [s.cy - s.r, s.cy + s.r, s.cy - s.r + d[1], s.cy + s.r + d[1]]
+            mask = np.zeros((SIZE, SIZE), np.float32)
+            mask[max(int(min(ys)) - 6, 0):int(max(ys)) + 6, max(int(min(xs)) - 6, 0):int(max(xs)) + 6] = 1
+        replay = toy.record(xt)
+        with torch.inference_mode(False), torch.enable_grad(), replay:
+            b0 = replay.bottleneck
+            keep = None if mask is None else 1 - editable_grid(mask, tuple(b0.shape[-2:]))
+            r = optimize_bottleneck(replay.decode, b0, [handle], [target], config, keep, grid=grid)
+        for k, v in zip(rec, (z0, z1, xt, b0, r.bottleneck)):
+            rec[k].append(v.detach().float()[0].clone())
+        its.append(r.iterations)
+        print(f"{len(its)} drags, {time.perf_counter() - t0:.0f} s, {r.iterations} iterations", flush=True)
+    torch.save({**{k: torch.stack(v) for k, v in rec.items()}, "sigma": toy.sigma, "iterations": its,
+                "command": " ".join(["bench/dn_pool.py"] + (argv if argv is not None else sys.argv[1:]))}, a.out)
+
+
+if __name__ == "__main__":
+    main()
