@@ -291,14 +291,8 @@ def dn_pool_loss(unet, pool, batch, ac, ctx, g, t_low=200, at_edit=0.35, skips_f
     z0, z1, b = pool["z0"][idx], pool["z1"][idx], pool["b"][idx]
     sigma = float(pool["sigma"])
     eps = (pool["xt"][idx] - z0) / sigma  # the inversion's noise (x_t = z0 + sigma eps in ComfyUI's space)
-    te = int((((1 - ac) / ac).sqrt() - sigma).abs().argmin())
-    te_b = torch.full((batch,), te, device=dev)
-    t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
-    t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te_b, t)
-    ae, at = ac[te], ac[t][:, None, None, None]
-    se, st = (1 - ae).sqrt(), (1 - at).sqrt()
-    ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
-    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g, device=dev)
+    te = (((1 - ac) / ac).sqrt() - sigma).abs().argmin().expand(batch)  # the editing step's DDPM t
+    t, _, at, _, st, k = trajectory_point(te, t_low, at_edit, ac, g)
     x_t = at.sqrt() * (z1 + k * (z0 - z1)) + st * eps
     target = eps + at.sqrt() / st * k * (z0 - z1)
 
@@ -306,11 +300,7 @@ def dn_pool_loss(unet, pool, batch, ac, ctx, g, t_low=200, at_edit=0.35, skips_f
         i = options["block"][1]
         return (b if i == 0 else h), (hsp * 0 if i <= skips_from else hsp)
     pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
-    if focus <= 0:
-        return torch.nn.functional.mse_loss(pred, target)
-    moved = ((z0 - z1).abs().amax(1, keepdim=True) > 0.05).float()
-    weight = 1 + focus * torch.nn.functional.max_pool2d(moved, 3, 1, 1)
-    return (weight * (pred - target) ** 2).mean() / weight.mean()
+    return focused_mse(pred, target, z0, z1, focus)
 
 
 def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1,
@@ -348,12 +338,7 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
         pm = torch.where(flip[:, None, None, None], pm.flip(-1) * torch.tensor([-1.0, 1.0, 1.0], device=dev)[:, None, None],
                          pm)
     te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g, device=dev)
-    t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
-    t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te, t)
-    ae, at = ac[te][:, None, None, None], ac[t][:, None, None, None]
-    se, st = (1 - ae).sqrt(), (1 - at).sqrt()
-    ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
-    k = ratio ** torch.rand(batch, 1, 1, 1, generator=g, device=dev)
+    t, ae, at, se, st, k = trajectory_point(te, t_low, at_edit, ac, g)
     eps = torch.randn(s0.shape, generator=g, device=dev)
     r = (rho[0] + (rho[1] - rho[0]) * torch.rand(batch, generator=g, device=dev))[:, None, None, None]
     eps_e = r * eps + (1 - r * r).sqrt() * torch.randn(s0.shape, generator=g, device=dev)
@@ -383,11 +368,28 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
         pm = torch.nn.functional.interpolate(pm, size=f.shape[-2:], mode="area") if pm.shape[-2:] != f.shape[-2:] else pm
         w = 1 + 4 * torch.nn.functional.max_pool2d((pm[:, 2:3] > 0).float(), 3, 1, 1)
         part = (w * (f - part_gain * pm) ** 2).mean() / w.mean()
+    return focused_mse(pred, target, s0, s1, focus), part
+
+
+def trajectory_point(te, t_low, at_edit, ac, g):
+    """swap_loss's skip step t in [t_low, te] (te itself for a share at_edit) and mix k in [g, 1],
+    per sample of te [B]; returns t and the [B,1,1,1] a_e, a_t, s_e, s_t, k."""
+    batch, dev = len(te), te.device
+    t = t_low + (torch.rand(batch, generator=g, device=dev) * (te - t_low + 1)).long().clamp(max=te - t_low)
+    t = torch.where(torch.rand(batch, generator=g, device=dev) < at_edit, te, t)
+    ae, at = ac[te][:, None, None, None], ac[t][:, None, None, None]
+    se, st = (1 - ae).sqrt(), (1 - at).sqrt()
+    ratio = ((st / at.sqrt()) / (se / ae.sqrt())).clamp(max=1.0)
+    return t, ae, at, se, st, ratio ** torch.rand(batch, 1, 1, 1, generator=g, device=dev)
+
+
+def focused_mse(pred, target, s0, s1, focus):
+    """MSE with the latent cells where s0 and s1 differ (and their neighbours) weighed 1 + focus."""
     if focus <= 0:
-        return torch.nn.functional.mse_loss(pred, target), part
+        return torch.nn.functional.mse_loss(pred, target)
     moved = ((s0 - s1).abs().amax(1, keepdim=True) > 0.05).float()
     weight = 1 + focus * torch.nn.functional.max_pool2d(moved, 3, 1, 1)
-    return (weight * (pred - target) ** 2).mean() / weight.mean(), part
+    return (weight * (pred - target) ** 2).mean() / weight.mean()
 
 
 def toy_unet_config(model_channels: int, channel_mult: list[int]) -> dict:
