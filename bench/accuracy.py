@@ -147,13 +147,19 @@ def editable_grid(mask: np.ndarray | None, hw, device="cpu") -> torch.Tensor | N
     return F.adaptive_max_pool2d(torch.from_numpy(mask)[None, None], hw).to(device)
 
 
-def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory=False):
+def optimize_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory=False):
+    """DragNoise's optimization at the editing step, as the node runs it: (result, starting bottleneck)."""
     from dragnoise import optimize_bottleneck
     replay = toy.record(xt)
     with torch.inference_mode(False), torch.enable_grad(), replay:
         b = replay.bottleneck
         keep = None if mask is None else 1 - editable_grid(mask, tuple(b.shape[-2:]), b.device)
         r = optimize_bottleneck(replay.decode, b, handles, targets, config, keep, grid=grid, low_memory=low_memory)
+    return r, b
+
+
+def run_dragnoise(toy: Toy, xt, handles, targets, config, mask, grid, low_memory=False):
+    r, _ = optimize_dragnoise(toy, xt, handles, targets, config, mask, grid, low_memory)
     return toy.sample(xt, toy.injected(r.bottleneck)), r.iterations, r.handles, r.bottleneck
 
 

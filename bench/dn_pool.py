@@ -35,8 +35,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import_comfy("cpu", extra_args=("--force-fp32",))
     torch.set_num_threads(a.threads)
-    from bench.accuracy import Toy, editable_grid
-    from dragnoise import DragConfig, optimize_bottleneck
+    from bench.accuracy import Toy, optimize_dragnoise
+    from dragnoise import DragConfig
     from dragnoise_toy.data import _drag_for, random_scene
     from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1, SIZE
     toy = Toy(50, DEMO_INVERSION_STEPS)
@@ -64,11 +64,7 @@ def main(argv=None):
             ys = [s.cy - s.r, s.cy + s.r, s.cy - s.r + d[1], s.cy + s.r + d[1]]
             mask = np.zeros((SIZE, SIZE), np.float32)
             mask[max(int(min(ys)) - 6, 0):int(max(ys)) + 6, max(int(min(xs)) - 6, 0):int(max(xs)) + 6] = 1
-        replay = toy.record(xt)
-        with torch.inference_mode(False), torch.enable_grad(), replay:
-            b0 = replay.bottleneck
-            keep = None if mask is None else 1 - editable_grid(mask, tuple(b0.shape[-2:]))
-            r = optimize_bottleneck(replay.decode, b0, [handle], [target], config, keep, grid=grid)
+        r, b0 = optimize_dragnoise(toy, xt, [handle], [target], config, mask, grid)
         for k, v in zip(rec, (z0, z1, xt, b0, r.bottleneck)):
             rec[k].append(v.detach().float()[0].clone())
         its.append(r.iterations)
