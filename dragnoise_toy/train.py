@@ -97,6 +97,34 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float 
     return (to_t(a), to_t(b)) + ((torch.from_numpy(np.stack(c)),) if parts else ())
 
 
+def drag_pool(n: int, seed: int, size: int = 128, length=(0.12, 0.25)) -> tuple:
+    """n one-shape drags as the benchmark draws them (data.drag_cases' lengths; the handle at the
+    shape's centre): latents of the input and the dragged scene [n,4,h,w], and the handles and
+    targets [n,2] on the supervision grid (half the image, as the node). For --align."""
+    from .data import _drag_for, random_scene
+    from .model import mean_colour_latent
+    rng = np.random.default_rng(seed)
+    a, b, h, t = [], [], [], []
+    while len(a) < n:
+        scene = random_scene(rng, size)
+        i = int(rng.integers(len(scene.shapes)))
+        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i],
+                      (size * length[0], size * length[1]))
+        if d is None:
+            continue
+        s = scene.shapes[i]
+        moved = type(scene)(scene.size, scene.background,
+                            tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
+        a.append(scene.render(ss=2))
+        b.append(moved.render(ss=2))
+        h.append([round(s.cx * 0.5), round(s.cy * 0.5)])
+        t.append([h[-1][0] + round(d[0] * 0.5), h[-1][1] + round(d[1] * 0.5)])
+    to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
+    with torch.no_grad():
+        return (mean_colour_latent(to_t(a)), mean_colour_latent(to_t(b)),
+                torch.tensor(h, dtype=torch.float32), torch.tensor(t, dtype=torch.float32))
+
+
 CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the worker count
 
 
@@ -185,7 +213,8 @@ def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
                t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
                feature_skips=True, t_low=200, swap_focus=0.0, part_feature=0.0, part_gain=4.0, dn_pool=None,
-               dn_share=0.0, after_feature_only=False):
+               dn_share=0.0, after_feature_only=False, align_pool=None, align_share=0.0, align_weight=1.0,
+               align_r1=24, align_t=(540, 640)):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -199,7 +228,9 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     part_feature: weight of swap_loss's part term (pairs must carry part maps).
     dn_pool: DragNoise-optimized bottlenecks (bench/dn_pool.py) that a share dn_share of the steps
     trains on (dn_pool_loss). after_feature_only: only the blocks after the drag feature learn, so
-    the path bottleneck -> feature, and with it what DragNoise's optimization finds, stays as it was."""
+    the path bottleneck -> feature, and with it what DragNoise's optimization finds, stays as it was.
+    align_pool (drag_pool): a share align_share of the remaining steps trains align_loss (weight
+    align_weight), which turns DragNoise's gradient on the bottleneck toward the moved scene's."""
     from dragnoise import feature_block_index
     from .model import constant_context
     last = feature_block_index(unet)
@@ -212,7 +243,7 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     opt = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     ctx = constant_context(batch).to(device)
     warm = 20
-    loss_v = swap_v = part_v = dn_v = None
+    loss_v = swap_v = part_v = dn_v = cos_v = None
     t_start = time.perf_counter()
 
     def plain_loss():
@@ -242,7 +273,14 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
         part = None
         dn_step = dn_pool is not None and not swapping and bool(torch.rand((), generator=g, device=device) < dn_share)
-        if dn_step:
+        align_step = (align_pool is not None and not swapping and not dn_step
+                      and bool(torch.rand((), generator=g, device=device) < align_share))
+        if align_step:
+            loss, cos = align_loss(unet, align_pool, batch, ac, ctx, g, last, align_r1, align_t,
+                                   skips_from=-1 if feature_skips else last)
+            loss = align_weight * loss
+            cos_v = cos.item() if cos_v is None else 0.98 * cos_v + 0.02 * cos.item()
+        elif dn_step:
             loss = dn_pool_loss(unet, dn_pool, batch, ac, ctx, g, t_low=t_low,
                                 skips_from=-1 if feature_skips else last, focus=swap_focus)
             dn_v = loss.item() if dn_v is None else 0.98 * dn_v + 0.02 * loss.item()
@@ -261,11 +299,12 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         opt.step()
         if swapping:
             swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
-        elif not dn_step:
+        elif not dn_step and not align_step:
             loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
         if step % 50 == 0 or step == steps - 1:
-            log(f"unet step {step} {'swap loss' if swapping else 'dn loss' if dn_step else 'loss'} {loss.item():.4f} "
-                f"(ema {swap_v if swapping else dn_v if dn_step else loss_v:.4f})" + (f" part {part.item():.4f} (ema {part_v:.4f})"
+            log(f"unet step {step} {'swap loss' if swapping else 'dn loss' if dn_step else 'align cos' if align_step else 'loss'} "
+                f"{cos.item() if align_step else loss.item():.4f} "
+                f"(ema {swap_v if swapping else dn_v if dn_step else cos_v if align_step else loss_v:.4f})" + (f" part {part.item():.4f} (ema {part_v:.4f})"
                                                                  if part is not None else ""))
         step += 1
         if time_budget and step == 50:  # timed after 50 warm-up steps (cuDNN autotuning, caches)
@@ -274,7 +313,57 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             per = (time.perf_counter() - t50) / 50
             steps = min(steps, 100 + int((time_budget - (time.perf_counter() - t_start)) / per))
             log(f"{per * 1000:.0f} ms a step: {steps} steps in the {time_budget} s budget")
-    return loss_v, swap_v, steps, part_v, dn_v
+    return loss_v, swap_v, steps, part_v, dn_v, cos_v
+
+
+class _Stop(Exception):
+    pass
+
+
+def align_loss(unet, pool, batch, ac, ctx, g, last, r1, t_range, skips_from=-1):
+    """DragNoise's first gradient on the bottleneck should point at the moved scene's bottleneck.
+
+    pool (drag_pool): input and dragged latents with the drag's handle and target. Both are noised
+    with the same eps at an editing step in t_range; the decoder runs on the input's bottleneck b0
+    up to the drag feature, upsampled to the supervision grid; g is the gradient of DragNoise's
+    alignment loss (dragnoise.optimize.alignment_loss, patch radius r1) at b0, and the loss is
+    1 - cos(-g, b1 - b0) with b1 the dragged scene's bottleneck (detached): the direction DragNoise's
+    first step takes, against the change that moves the shape (the oracle's). On the shipped toy
+    that cosine is 0.13 on average (its sign, Adam's first step, 0.04; bench/first_gradient.py),
+    though both sit on the same bottleneck cells. Second-order: it trains the decoder up to the feature and, through b0, the
+    encoder. Returns (loss, mean cosine)."""
+    import torch.nn.functional as F
+    from dragnoise.optimize import alignment_loss
+    z0, z1, handles, targets = pool
+    dev = z0.device
+    idx = torch.randint(len(z0), (batch,), generator=g, device=dev)
+    te = torch.randint(t_range[0], t_range[1] + 1, (batch,), generator=g, device=dev)
+    a = ac[te][:, None, None, None]
+    eps = torch.randn(z0[idx].shape, generator=g, device=dev)
+    held = {}
+
+    def forward_to(x, stop):  # the UNet up to output block `stop`, keeping each block's input
+        def grab(h, hsp, options):
+            i = options["block"][1]
+            held[i] = h
+            if i == stop:
+                raise _Stop
+            return h, (hsp * 0 if i <= skips_from else hsp)
+        try:
+            unet(x, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
+        except _Stop:
+            pass
+    with torch.no_grad():
+        forward_to(a.sqrt() * z1[idx] + (1 - a).sqrt() * eps, 0)
+        b1 = held[0]
+    forward_to(a.sqrt() * z0[idx] + (1 - a).sqrt() * eps, last + 1)
+    b0, feat = held[0], held[last + 1]
+    grid = (z0.shape[-2] * 4, z0.shape[-1] * 4)  # half the image, as the node
+    f = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
+    point = sum(alignment_loss(f[i:i + 1], handles[idx[i]][None], targets[idx[i]][None], r1) for i in range(batch))
+    grad, = torch.autograd.grad(point, b0, create_graph=True)
+    cos = F.cosine_similarity(-grad.flatten(1), (b1 - b0).detach().flatten(1), dim=1)
+    return (1 - cos).mean(), cos.mean().detach()
 
 
 def dn_pool_loss(unet, pool, batch, ac, ctx, g, t_low=200, at_edit=0.35, skips_from=-1, focus=0.0):
@@ -439,6 +528,13 @@ def main(argv=None):
     ap.add_argument("--dn-share", type=float, default=0.0, help="share of the non-swap steps on --dn-pool")
     ap.add_argument("--after-feature-only", action="store_true",
                     help="train only the blocks after the drag feature (what DragNoise optimizes stays)")
+    ap.add_argument("--align", type=float, default=0.0,
+                    help="share of the non-swap steps on align_loss (DragNoise's gradient toward the moved scene's "
+                         "bottleneck)")
+    ap.add_argument("--align-weight", type=float, default=1.0, help="weight of align_loss")
+    ap.add_argument("--align-drags", type=int, default=2000, help="training drags for --align (drag_pool)")
+    ap.add_argument("--align-r1", type=int, default=24, help="alignment patch radius of align_loss (the demo's)")
+    ap.add_argument("--align-t", default="540,640", help="editing steps of align_loss (the demo's is 581)")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
     ap.add_argument("--small-bias", type=float, default=0.0,
                     help="swap pairs move shapes with probability proportional to area^-this (0: uniform)")
@@ -524,13 +620,18 @@ def main(argv=None):
         dn_pool = {k: torch.cat([q[k] for q in parts]).to(a.device) for k in ("z0", "z1", "xt", "b")}
         dn_pool["sigma"] = parts[0]["sigma"]
         log(f"{len(dn_pool['b'])} DragNoise bottlenecks from {a.dn_pool}")
-    unet_loss, swap_loss_v, steps_done, part_v, dn_v = train_unet(
+    align_pool = None
+    if a.align > 0:
+        align_pool = tuple(v.to(a.device) for v in drag_pool(a.align_drags, a.seed + 5, a.size))
+        log(f"{a.align_drags} drags for align_loss")
+    unet_loss, swap_loss_v, steps_done, part_v, dn_v, cos_v = train_unet(
         unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
         swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
         feature_skips=settings.get("feature_skips", True), t_low=a.t_low,
         t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus,
         part_feature=a.part_feature, part_gain=a.part_gain, dn_pool=dn_pool, dn_share=a.dn_share,
-        after_feature_only=a.after_feature_only)
+        after_feature_only=a.after_feature_only, align_pool=align_pool, align_share=a.align,
+        align_weight=a.align_weight, align_r1=a.align_r1, align_t=tuple(int(v) for v in a.align_t.split(",")))
     unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
@@ -544,7 +645,7 @@ def main(argv=None):
     info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
             "args": vars(a), "unet_steps_done": steps_done,
             "device": torch.cuda.get_device_name() if a.device != "cpu" else "cpu",
-            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v, "part_mse_ema": part_v, "dn_mse_ema": dn_v,
+            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v, "part_mse_ema": part_v, "dn_mse_ema": dn_v, "align_cos_ema": cos_v,
             "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
             "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
             "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}
