@@ -37,27 +37,19 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     from bench.accuracy import Toy, optimize_dragnoise
     from dragnoise import DragConfig
-    from dragnoise_toy.data import _drag_for, random_scene
+    from dragnoise_toy.data import one_shape_drags
     from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_R1, SIZE
     toy = Toy(50, DEMO_INVERSION_STEPS)
-    rng = np.random.default_rng(a.seed)
     config = DragConfig(iterations=DEMO_ITERATIONS, lr=DEMO_LR, r1=DEMO_R1)
     grid = (SIZE // 2, SIZE // 2)
     rec = {k: [] for k in ("z0", "z1", "xt", "b0", "b")}
     t0, its = time.perf_counter(), []
-    while len(its) < a.n and time.perf_counter() - t0 < a.time_budget:
-        scene = random_scene(rng, SIZE)
-        i = int(rng.integers(len(scene.shapes)))
-        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i], (SIZE * 0.12, SIZE * 0.25))
-        if d is None:
-            continue
+    for scene, moved, i, d, handle, target in one_shape_drags(a.seed, SIZE):
+        if len(its) >= a.n or time.perf_counter() - t0 >= a.time_budget:
+            break
         s = scene.shapes[i]
-        moved = type(scene)(scene.size, scene.background,
-                            tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
         z0, z1 = toy.encode(scene.render(ss=2)), toy.encode(moved.render(ss=2))
         xt = toy.invert(z0)
-        handle = [round(s.cx * 0.5), round(s.cy * 0.5)]  # grid cells, as the node
-        target = [handle[0] + round(d[0] * 0.5), handle[1] + round(d[1] * 0.5)]
         mask = None
         if len(its) % 3 == 2:
             xs = [s.cx - s.r, s.cx + s.r, s.cx - s.r + d[0], s.cx + s.r + d[0]]

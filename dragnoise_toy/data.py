@@ -147,6 +147,25 @@ def _drag_for(rng, scene: Scene, i: int, others: list, length) -> tuple | None:
     return None
 
 
+def one_shape_drags(seed: int, size: int = 128, length=(0.12, 0.25)):
+    """Endless seeded training drags of one shape, drawn as drag_cases draws its lengths, with the
+    handle at the shape's centre: (scene, dragged scene, shape index, (dx, dy) in pixels, handle,
+    target), the points on the supervision grid (half the image, as the node). bench/dn_pool.py
+    and train.drag_pool."""
+    rng = np.random.default_rng(seed)
+    while True:
+        scene = random_scene(rng, size)
+        i = int(rng.integers(len(scene.shapes)))
+        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i],
+                      (size * length[0], size * length[1]))
+        if d is None:
+            continue
+        s = scene.shapes[i]
+        moved = replace(scene, shapes=tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
+        handle = [round(s.cx * 0.5), round(s.cy * 0.5)]
+        yield scene, moved, i, d, handle, [handle[0] + round(d[0] * 0.5), handle[1] + round(d[1] * 0.5)]
+
+
 def drag_cases(n: int = 60, seed: int = 0, size: int = 128) -> list[DragCase]:
     """A fixed set of n cases: 60% one pair, 25% two pairs on two shapes, 15% two pairs on one shape;
     every third case carries an editable mask (a box around the shape's path)."""

@@ -97,32 +97,17 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float 
     return (to_t(a), to_t(b)) + ((torch.from_numpy(np.stack(c)),) if parts else ())
 
 
-def drag_pool(n: int, seed: int, size: int = 128, length=(0.12, 0.25)) -> tuple:
-    """n one-shape drags as the benchmark draws them (data.drag_cases' lengths; the handle at the
-    shape's centre): latents of the input and the dragged scene [n,4,h,w], and the handles and
-    targets [n,2] on the supervision grid (half the image, as the node). For --align."""
-    from .data import _drag_for, random_scene
+def drag_pool(n: int, seed: int, size: int = 128) -> tuple:
+    """The first n of data.one_shape_drags: latents of the input and the dragged scene [n,4,h,w],
+    and the handles and targets [n,2] on the supervision grid. For --align."""
+    from itertools import islice
+    from .data import one_shape_drags
     from .model import mean_colour_latent
-    rng = np.random.default_rng(seed)
-    a, b, h, t = [], [], [], []
-    while len(a) < n:
-        scene = random_scene(rng, size)
-        i = int(rng.integers(len(scene.shapes)))
-        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i],
-                      (size * length[0], size * length[1]))
-        if d is None:
-            continue
-        s = scene.shapes[i]
-        moved = type(scene)(scene.size, scene.background,
-                            tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
-        a.append(scene.render(ss=2))
-        b.append(moved.render(ss=2))
-        h.append([round(s.cx * 0.5), round(s.cy * 0.5)])
-        t.append([h[-1][0] + round(d[0] * 0.5), h[-1][1] + round(d[1] * 0.5)])
+    drags = list(islice(one_shape_drags(seed, size), n))
     to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
     with torch.no_grad():
-        return (mean_colour_latent(to_t(a)), mean_colour_latent(to_t(b)),
-                torch.tensor(h, dtype=torch.float32), torch.tensor(t, dtype=torch.float32))
+        return tuple(mean_colour_latent(to_t([d[k].render(ss=2) for d in drags])) for k in (0, 1)) + tuple(
+            torch.tensor([d[k] for d in drags], dtype=torch.float32) for k in (4, 5))
 
 
 CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the worker count
