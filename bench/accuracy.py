@@ -322,7 +322,7 @@ def main(argv=None):
         return merge(a.merge, a.json)
     torch.set_num_threads(a.threads)
     import_comfy(a.device, stub_missing=a.device != "cpu", extra_args=("--force-fp32",))
-    from dragnoise import DragConfig
+    from dragnoise import DragConfig, parse_points
     from dragnoise_toy.data import drag_cases
     from dragnoise_toy.model import SIZE
 
@@ -340,8 +340,7 @@ def main(argv=None):
         img = case.scene.render()
         size = case.scene.size
         grid = (size // 2, size // 2)  # supervision grid: half the image, as the node
-        handles = [[round(p["handle"][0] * 0.5), round(p["handle"][1] * 0.5)] for p in case.pairs]  # as the node
-        targets = [[round(p["target"][0] * 0.5), round(p["target"][1] * 0.5)] for p in case.pairs]
+        handles, targets = parse_points(case.pairs).scaled(0.5, 0.5)  # as the node
         mask = case.mask_array()
         row = {"name": case.name, "pairs": case.pairs, "drags": case.drags, "mask": case.mask}
         outs = [img, case.expected().render()]

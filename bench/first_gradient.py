@@ -36,6 +36,7 @@ def main(argv=None):
     import_comfy("cpu", extra_args=("--force-fp32",))
     torch.set_num_threads(1)
     from bench.accuracy import Toy, oracle
+    from dragnoise import parse_points
     from dragnoise.optimize import alignment_loss
     from dragnoise_toy.data import drag_cases
     from dragnoise_toy.model import DEMO_INVERSION_STEPS, DEMO_R1, SIZE
@@ -46,13 +47,12 @@ def main(argv=None):
         z = toy.encode(case.scene.render())
         xt = toy.invert(z)
         b0, b_or, _ = oracle(toy, xt, z, toy.encode(case.expected().render()))
-        pts = [[[round(p[k][0] * 0.5), round(p[k][1] * 0.5)] for p in case.pairs] for k in ("handle", "target")]
+        handles, targets = (torch.tensor(v) for v in parse_points(case.pairs).scaled(0.5, 0.5))  # as the node
         replay = toy.record(xt)
         with torch.inference_mode(False), torch.enable_grad(), replay:
             b = replay.bottleneck.detach().clone().requires_grad_(True)
             f = F.interpolate(replay.decode(b), size=grid, mode="bilinear", align_corners=False)
-            g, = torch.autograd.grad(alignment_loss(f, torch.tensor(pts[0]).float(), torch.tensor(pts[1]).float(),
-                                                    DEMO_R1), b)
+            g, = torch.autograd.grad(alignment_loss(f, handles, targets, DEMO_R1), b)
         d = b_or - b0
         cells, gc = d.abs().sum(1).flatten(), g.abs().sum(1).flatten()
         top = cells >= cells.quantile(0.75)

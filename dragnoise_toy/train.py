@@ -228,7 +228,11 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     opt = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     ctx = constant_context(batch).to(device)
     warm = 20
-    loss_v = swap_v = part_v = dn_v = cos_v = None
+    ema = {}  # per kind of step: the running mean of what its log line shows
+
+    def track(kind, value):
+        ema[kind] = value if kind not in ema else 0.98 * ema[kind] + 0.02 * value
+
     t_start = time.perf_counter()
 
     def plain_loss():
@@ -264,33 +268,28 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             loss, cos = align_loss(unet, align_pool, batch, ac, ctx, g, last, align_r1, align_t,
                                    skips_from=-1 if feature_skips else last)
             loss = align_weight * loss
-            cos_v = cos.item() if cos_v is None else 0.98 * cos_v + 0.02 * cos.item()
         elif dn_step:
             loss = dn_pool_loss(unet, dn_pool, batch, ac, ctx, g, t_low=t_low,
                                 skips_from=-1 if feature_skips else last, focus=swap_focus)
-            dn_v = loss.item() if dn_v is None else 0.98 * dn_v + 0.02 * loss.item()
         elif swapping:
             loss, part = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
                                    skips_from=-1 if feature_skips else last, focus=swap_focus,
                                    feature_at=last + 1, part_gain=part_gain)
             if part is not None:
                 loss = loss + part_feature * part
-                part_v = part.item() if part_v is None else 0.98 * part_v + 0.02 * part.item()
+                track("part", part.item())
         else:
             loss = plain_loss()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        if swapping:
-            swap_v = loss.item() if swap_v is None else 0.98 * swap_v + 0.02 * loss.item()
-        elif not dn_step and not align_step:
-            loss_v = loss.item() if loss_v is None else 0.98 * loss_v + 0.02 * loss.item()
+        kind = "align cos" if align_step else "dn loss" if dn_step else "swap loss" if swapping else "loss"
+        shown = (cos if align_step else loss).item()
+        track(kind, shown)
         if step % 50 == 0 or step == steps - 1:
-            log(f"unet step {step} {'swap loss' if swapping else 'dn loss' if dn_step else 'align cos' if align_step else 'loss'} "
-                f"{cos.item() if align_step else loss.item():.4f} "
-                f"(ema {swap_v if swapping else dn_v if dn_step else cos_v if align_step else loss_v:.4f})" + (f" part {part.item():.4f} (ema {part_v:.4f})"
-                                                                 if part is not None else ""))
+            log(f"unet step {step} {kind} {shown:.4f} (ema {ema[kind]:.4f})"
+                + (f" part {part.item():.4f} (ema {ema['part']:.4f})" if part is not None else ""))
         step += 1
         if time_budget and step == 50:  # timed after 50 warm-up steps (cuDNN autotuning, caches)
             t50 = time.perf_counter()
@@ -298,7 +297,7 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             per = (time.perf_counter() - t50) / 50
             steps = min(steps, 100 + int((time_budget - (time.perf_counter() - t_start)) / per))
             log(f"{per * 1000:.0f} ms a step: {steps} steps in the {time_budget} s budget")
-    return loss_v, swap_v, steps, part_v, dn_v, cos_v
+    return ema.get("loss"), ema.get("swap loss"), steps, ema.get("part"), ema.get("dn loss"), ema.get("align cos")
 
 
 class _Stop(Exception):
@@ -315,8 +314,8 @@ def align_loss(unet, pool, batch, ac, ctx, g, last, r1, t_range, skips_from=-1):
     1 - cos(-g, b1 - b0) with b1 the dragged scene's bottleneck (detached): the direction DragNoise's
     first step takes, against the change that moves the shape (the oracle's). On the shipped toy
     that cosine is 0.13 on average (its sign, Adam's first step, 0.04; bench/first_gradient.py),
-    though both sit on the same bottleneck cells. Second-order: it trains the decoder up to the feature and, through b0, the
-    encoder. Returns (loss, mean cosine)."""
+    though both sit on the same bottleneck cells. Second-order: it trains the decoder up to the
+    feature and, through b0, the encoder. Returns (loss, mean cosine)."""
     import torch.nn.functional as F
     from dragnoise.optimize import alignment_loss
     z0, z1, handles, targets = pool
