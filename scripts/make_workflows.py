@@ -130,23 +130,33 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
               vae_slot=2, points=POINTS, iterations=60, lr=0.01, inversion_steps=35, r1=1):
     """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
     inv = g.add("DragNoiseInversion", (x, 40), [50, inversion_steps])
-    g.link(model, 0, inv, "model"); g.link(clip_pos, pos_slot, inv, "positive"); g.link(latent, 0, inv, "latent")
+    g.link(model, 0, inv, "model")
+    g.link(clip_pos, pos_slot, inv, "positive")
+    g.link(latent, 0, inv, "latent")
     pts = g.add("DragNoisePoints", (x, 260), [points], size=(420, 520))
     g.link(image, 0, pts, "image")
     # trail_every 2, preview_every 20 (the node's defaults); low_memory False
     opt = g.add("DragNoiseOptimize", (x + 460, 40), [iterations, lr, 0.1, r1, 3, 2, 20, False], size=(320, 220))
-    g.link(model, 0, opt, "model"); g.link(clip_pos, pos_slot, opt, "positive")
-    g.link(inv, 1, opt, "inversion"); g.link(pts, 0, opt, "points")
+    g.link(model, 0, opt, "model")
+    g.link(clip_pos, pos_slot, opt, "positive")
+    g.link(inv, 1, opt, "inversion")
+    g.link(pts, 0, opt, "points")
     if mask is not None:
         g.link(mask, 1, opt, "mask")
     patch = g.add("DragNoisePropagation", (x + 460, 330), [0])
-    g.link(model, 0, patch, "model"); g.link(opt, 0, patch, "bottleneck")
+    g.link(model, 0, patch, "model")
+    g.link(opt, 0, patch, "bottleneck")
     ks = g.add("KSamplerAdvanced", (x + 820, 40),
                ["disable", 0, "fixed", 50, 1.0, "ddim", "ddim_uniform", 50 - inversion_steps, 10000, "disable"], size=(320, 340))
-    g.link(patch, 0, ks, "model"); g.link(clip_pos, pos_slot, ks, "positive"); g.link(clip_neg, neg_slot, ks, "negative")
-    g.link(inv, 0, ks, "latent_image"); g.link(inv, 2, ks, "steps"); g.link(inv, 3, ks, "start_at_step")
+    g.link(patch, 0, ks, "model")
+    g.link(clip_pos, pos_slot, ks, "positive")
+    g.link(clip_neg, neg_slot, ks, "negative")
+    g.link(inv, 0, ks, "latent_image")
+    g.link(inv, 2, ks, "steps")
+    g.link(inv, 3, ks, "start_at_step")
     dec = g.add("VAEDecode", (x + 1180, 40))
-    g.link(ks, 0, dec, "samples"); g.link(vae, vae_slot, dec, "vae")  # the checkpoint's VAE output
+    g.link(ks, 0, dec, "samples")
+    g.link(vae, vae_slot, dec, "vae")  # the checkpoint's VAE output
     save = g.add("SaveImage", (x + 1180, 160), ["dragnoise"], size=(400, 420))
     g.link(dec, 0, save, "images")
 
@@ -156,11 +166,13 @@ def loaders(g, lora=False):
     model, clip = (ckpt, ckpt)
     if lora:
         lo = g.add("LoraLoader", (0, 220), ["your_image_lora.safetensors", 1.0, 1.0])
-        g.link(ckpt, 0, lo, "model"); g.link(ckpt, 1, lo, "clip")
+        g.link(ckpt, 0, lo, "model")
+        g.link(ckpt, 1, lo, "clip")
         model, clip = lo, lo
     pos = g.add("CLIPTextEncode", (400, 40), ["a photo"], size=(400, 150))
     neg = g.add("CLIPTextEncode", (400, 240), [""], size=(400, 150))
-    g.link(clip, 1, pos, "clip"); g.link(clip, 1, neg, "clip")
+    g.link(clip, 1, pos, "clip")
+    g.link(clip, 1, neg, "clip")
     return ckpt, model, pos, neg
 
 
@@ -169,7 +181,8 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=Fa
     ckpt, model, pos, neg = loaders(g, lora)
     img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
     enc = g.add("VAEEncode", (400, 460))
-    g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
+    g.link(img, 0, enc, "pixels")
+    g.link(ckpt, 2, enc, "vae")
     if lora_fit:  # DragDiffusion-style fidelity: a LoRA fitted to this one image (official UI settings)
         rep = g.add("RepeatLatentBatch", (400, 570), [4])
         g.link(enc, 0, rep, "samples")
@@ -178,9 +191,12 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=Fa
         g.link(rep, 0, split, "latents")
         train = g.add("TrainLoraNode", (400, 810), [4, 1, 60, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16",
                                                     "bf16", "LoRA", True, "[None]"], size=(340, 420))
-        g.link(ckpt, 0, train, "model"); g.link(split, 0, train, "latents"); g.link(pos, 0, train, "positive")
+        g.link(ckpt, 0, train, "model")
+        g.link(split, 0, train, "latents")
+        g.link(pos, 0, train, "positive")
         fitted = g.add("LoraModelLoader", (400, 1260), [1.0])
-        g.link(ckpt, 0, fitted, "model"); g.link(train, 1, fitted, "lora")
+        g.link(ckpt, 0, fitted, "model")
+        g.link(train, 1, fitted, "lora")
         model = fitted
     pos_out = neg_out = 0
     if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
@@ -188,8 +204,11 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=Fa
         edges = g.add("Canny", (400, 700), [0.4, 0.8])
         g.link(img, 0, edges, "image")
         apply = g.add("ControlNetApplyAdvanced", (400, 850), [0.8, 0.0, 1.0], size=(320, 190))
-        g.link(pos, 0, apply, "positive"); g.link(neg, 0, apply, "negative")
-        g.link(cn, 0, apply, "control_net"); g.link(edges, 0, apply, "image"); g.link(ckpt, 2, apply, "vae")
+        g.link(pos, 0, apply, "positive")
+        g.link(neg, 0, apply, "negative")
+        g.link(cn, 0, apply, "control_net")
+        g.link(edges, 0, apply, "image")
+        g.link(ckpt, 2, apply, "vae")
         pos = neg = apply
         pos_out, neg_out = 0, 1
     drag_tail(g, model, pos, neg, ckpt, enc, img, mask=img if mask else None, pos_slot=pos_out, neg_slot=neg_out)
@@ -201,10 +220,13 @@ def generated():
     ckpt, model, pos, neg = loaders(g)
     empty = g.add("EmptyLatentImage", (0, 440), [512, 512, 1])
     ks = g.add("KSampler", (400, 440), [42, "fixed", 50, 7.5, "ddim", "ddim_uniform", 1.0], size=(320, 300))
-    g.link(model, 0, ks, "model"); g.link(pos, 0, ks, "positive"); g.link(neg, 0, ks, "negative")
+    g.link(model, 0, ks, "model")
+    g.link(pos, 0, ks, "positive")
+    g.link(neg, 0, ks, "negative")
     g.link(empty, 0, ks, "latent_image")
     dec = g.add("VAEDecode", (400, 800))  # only to show the image in the point editor
-    g.link(ks, 0, dec, "samples"); g.link(ckpt, 2, dec, "vae")
+    g.link(ks, 0, dec, "samples")
+    g.link(ckpt, 2, dec, "vae")
     drag_tail(g, model, pos, neg, ckpt, ks, dec)
     g.save("dragnoise_generated.json", "txt2img latent goes straight into the drag (no decode/encode round trip)")
 
@@ -218,11 +240,13 @@ def sdxl():
     ckpt = g.add("CheckpointLoaderSimple", (0, 40), [SDXL_CKPT])
     img = g.add("LoadImage", (0, 220), ["example.png", "image"], size=(320, 360))
     enc = g.add("VAEEncode", (0, 640))
-    g.link(img, 0, enc, "pixels"); g.link(ckpt, 2, enc, "vae")
+    g.link(img, 0, enc, "pixels")
+    g.link(ckpt, 2, enc, "vae")
     # original size = target size = the image's (1024 for SDXL's native resolution), no crop
     pos = g.add("CLIPTextEncodeSDXL", (400, 40), [1024, 1024, 0, 0, 1024, 1024, "a photo", "a photo"], size=(400, 360))
     neg = g.add("CLIPTextEncodeSDXL", (400, 440), [1024, 1024, 0, 0, 1024, 1024, "", ""], size=(400, 360))
-    g.link(ckpt, 1, pos, "clip"); g.link(ckpt, 1, neg, "clip")
+    g.link(ckpt, 1, pos, "clip")
+    g.link(ckpt, 1, neg, "clip")
     drag_tail(g, ckpt, pos, neg, ckpt, enc, img)
     g.save("dragnoise_sdxl.json", "SDXL family: CLIP Text Encode (SDXL) with the image's size (1024 for a 1024 px "
            "image); handles in image pixels, supervised at half resolution as with SD1.5")
@@ -246,7 +270,8 @@ def toy_demo():
     toy = g.add("DragNoiseToyModelLoader", (0, 40), [], size=(320, 120))
     scene = g.add("DragNoiseToyScene", (0, 220), [TOY_SCENE, TOY_SIZE], size=(320, 110))
     enc = g.add("VAEEncode", (400, 220))
-    g.link(scene, 0, enc, "pixels"); g.link(toy, 1, enc, "vae")
+    g.link(scene, 0, enc, "pixels")
+    g.link(toy, 1, enc, "vae")
     g.add("Note", (0, 400), [TOY_NOTE], size=(320, 330), title="What this demo shows")
     # the settings the toy needs (dragnoise_toy.model.DEMO_*; the node defaults stay official)
     drag_tail(g, toy, toy, toy, toy, enc, scene, x=500, pos_slot=2, neg_slot=2, vae_slot=1, points=TOY_POINTS,
