@@ -1,0 +1,78 @@
+"""The Templates browser lists every DragNoise workflow with its picture, and a click opens it.
+
+ComfyUI serves workflows/ as this pack's templates; the frontend fetches each card's picture from
+/api/workflow_templates/<pack>/<name>.jpg (always jpg for a custom node's templates).
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from test_widget import APP, SETTINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
+PACK = "comfyui-dragnoise"  # the pack's folder name in custom_nodes/, as ComfyServer links it
+
+
+def card(name: str) -> str:
+    return f"[data-testid='template-workflow-{name}']"
+
+
+def test_every_workflow_has_its_picture():
+    for name in WORKFLOWS:
+        assert (ROOT / "workflows" / f"{name}.jpg").is_file(), name
+
+
+def open_pack(page):
+    """Open the Templates browser at this pack's section."""
+    page.evaluate(f"() => {APP}.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    page.get_by_role("dialog").get_by_text(PACK, exact=True).first.click()
+    page.wait_for_selector(card(next(iter(WORKFLOWS))), timeout=30_000)
+
+
+def show_card(page, name: str):
+    """Scroll the browser until the card is there (cards further down render as they come into view)."""
+    page.wait_for_function(f"""() => {{
+        const c = document.querySelector("{card(name)}");
+        if (c) {{ c.scrollIntoView(); return true; }}
+        [...document.querySelectorAll("[data-testid^='template-workflow-']")].pop()?.scrollIntoView();
+        return false;
+    }}""", polling=250, timeout=30_000)
+    return page.locator(card(name))
+
+
+@pytest.mark.parametrize("frontend", ["pinned", "latest"])
+def test_templates_show_pictures_and_open(request, browser, frontend):
+    from PIL import Image
+    srv = request.getfixturevalue({"pinned": "server", "latest": "server_latest"}[frontend])
+    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(SETTINGS))
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    fetched = {}  # the pictures the page fetched from this pack's template folder, by file name
+    page.on("response", lambda r: f"/workflow_templates/{PACK}/" in r.url and r.url.endswith(".jpg")
+            and fetched.__setitem__(r.url.rsplit("/", 1)[1], r.status))
+    try:
+        page.goto(srv.url, wait_until="domcontentloaded")
+        page.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
+                               timeout=90_000)
+        open_pack(page)
+        for name in WORKFLOWS:
+            img = show_card(page, name).locator("img").first
+            img.wait_for(timeout=30_000)
+            page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=30_000)
+            size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            with Image.open(ROOT / "workflows" / f"{name}.jpg") as im:
+                assert size == list(im.size), f"{frontend}: {name} shows a picture that is not its own: {size}"
+            assert fetched.get(f"{name}.jpg") == 200, f"{frontend}: {name}.jpg not fetched: {fetched}"
+        # a click on each card opens that workflow
+        for name, wf in WORKFLOWS.items():
+            if not page.locator(card(name)).count():
+                open_pack(page)
+            show_card(page, name).click()
+            page.wait_for_selector(card(name), state="detached", timeout=30_000)
+            types = page.evaluate(f"() => {APP}.graph._nodes.map(n => n.type).sort()")
+            assert types == sorted(n["type"] for n in wf["nodes"]), f"{frontend}: {name} opened something else"
+    finally:
+        page.close()
