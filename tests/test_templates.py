@@ -62,10 +62,10 @@ def test_templates_show_pictures_and_open(request, browser, frontend):
             img = show_card(page, name).locator("img").first
             img.wait_for(timeout=30_000)
             page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=30_000)
+            assert fetched.get(f"{name}.jpg") == 200, f"{frontend}: {name}.jpg not served: {fetched}"
             size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
             with Image.open(ROOT / "workflows" / f"{name}.jpg") as im:
                 assert size == list(im.size), f"{frontend}: {name} shows a picture that is not its own: {size}"
-            assert fetched.get(f"{name}.jpg") == 200, f"{frontend}: {name}.jpg not fetched: {fetched}"
         # a click on each card opens that workflow
         for name, wf in WORKFLOWS.items():
             if not page.locator(card(name)).count():
