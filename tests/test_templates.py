@@ -27,7 +27,8 @@ def test_every_workflow_has_its_picture():
 def open_pack(page):
     """Open the Templates browser at this pack's section."""
     page.evaluate(f"() => {APP}.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    page.get_by_role("dialog").get_by_text(PACK, exact=True).first.click()
+    # the pack's entry under Extensions in the browser's side bar (the only text that is the pack's name alone)
+    page.get_by_text(PACK, exact=True).first.click()
     page.wait_for_selector(card(next(iter(WORKFLOWS))), timeout=30_000)
 
 
