@@ -3,7 +3,7 @@
     python -m dragnoise_toy.train [--unet-steps 900] [--swap 0.6] [--init-from DIR] [--vae-from DIR]
                                   [--feature-skips on|off] [--device cuda --time-budget S] ...
 
-(README "Toy model" has the shipped model's seven stages; --help lists every option.)
+(dragnoise_toy/README.md has the shipped model's seven stages; --help lists every option.)
 
 1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
    starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes;

@@ -7,7 +7,7 @@ from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LivePro
                      previewer_for, range_problem, record_edit_step, require_unet, single_latent)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
-# Live view defaults, measured with scripts/progress_cost.py (README): a trail message costs ~0 UNet
+# Live view defaults, measured with scripts/progress_cost.py (bench/README.md): a trail message costs ~0 UNet
 # forwards (the loop syncs every step anyway); an x0 preview ~0.17 (SD1.5) to 0.44 (toy) forwards,
 # so every 20 iterations it stays under 5% of the loop.
 TRAIL_EVERY, PREVIEW_EVERY = 2, 20

@@ -257,7 +257,7 @@ TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimizat
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
             "38 of 52 px), blob-shaped rather than round. On 60 measured cases DragNoise moves shapes 81% of the "
             "drag on average and 35% of the cases end within a quarter of the drag; a third stop short and 7 of "
-            "75 shapes fade or lose their colour (bench/RESULTS.md; README, 'Toy model', says why). Its Optimize "
+            "75 shapes fade or lose their colour (bench/RESULTS.md; dragnoise_toy/README.md says why). Its Optimize "
             "r1 (24: the toy's flat shapes need a patch that holds their edges), lr (0.07), iterations (150) and "
             "editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch the handle "
             "trails in the points editor and the x0 preview on the Optimize node. For real drags, load an SD1.5 "
