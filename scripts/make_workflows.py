@@ -13,6 +13,16 @@ from dragnoise_toy.model import (DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR,
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 CKPT = "v1-5-pruned-emaonly.safetensors"
+# Where a user who lacks a file gets it: the frontend's missing-models dialog reads a loader node's
+# properties.models (name, url, directory). The SDXL name is set below, so this maps by file name.
+DOWNLOADS = {
+    "v1-5-pruned-emaonly.safetensors": ("https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+                                        "v1-5-pruned-emaonly.safetensors", "checkpoints"),
+    "sd_xl_base_1.0.safetensors": ("https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
+                                   "sd_xl_base_1.0.safetensors", "checkpoints"),
+    "control_v11p_sd15_canny.pth": ("https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/"
+                                    "control_v11p_sd15_canny.pth", "controlnet"),
+}
 POINTS = json.dumps([{"handle": [190, 260], "target": [300, 260]}])
 
 # class -> (inputs [(name, type)], outputs [(name, type)], widget names in frontend order)
@@ -89,6 +99,9 @@ class Graph:
                 "properties": {"Node name for S&R": cls}, "widgets_values": list(widgets)}
         if title:
             node["title"] = title
+        if widgets and widgets[0] in DOWNLOADS:
+            url, directory = DOWNLOADS[widgets[0]]
+            node["properties"]["models"] = [{"name": widgets[0], "url": url, "directory": directory}]
         self.nodes.append(node)
         return node["id"]
 
