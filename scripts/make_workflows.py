@@ -4,6 +4,7 @@ Kept as code so links and widget orders are written once; run it after a node's
 inputs change: python scripts/make_workflows.py
 """
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -78,6 +79,9 @@ WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
+# each workflow opens with its whole graph in a 1600x900 window: this box of it, clear of the side
+# bar and the top menu (tests/test_layout.py checks the boxes the frontend draws)
+VIEW_MARGIN, VIEW = (70, 90), (1500, 760)
 
 
 def height(cls):
@@ -130,12 +134,22 @@ class Graph:
                 n["pos"] = [xs[c], y]
                 y += n["size"][1] + TITLE + GAP
 
+    def view(self):
+        """The stored view (extra.ds) that opens the workflow with the whole graph in a VIEW-sized
+        window, title bars included: screen = (graph + offset) * scale in LiteGraph."""
+        x0 = min(n["pos"][0] for n in self.nodes)
+        y0 = min(n["pos"][1] for n in self.nodes) - TITLE
+        x1 = max(n["pos"][0] + n["size"][0] for n in self.nodes)
+        y1 = max(n["pos"][1] + n["size"][1] for n in self.nodes)
+        (left, top), (w, h) = VIEW_MARGIN, VIEW
+        scale = math.floor(100 * min(1.0, w / (x1 - x0), h / (y1 - y0))) / 100
+        return {"scale": scale, "offset": [round(left / scale - x0), round(top / scale - y0)]}
+
     def save(self, name, note):
         self.settle()
-        # opens at zoom 1 (the points editor at full size) with the first columns in view
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
               "links": self.links, "groups": [], "config": {},
-              "extra": {"dragnoise_note": note, "ds": {"scale": 1, "offset": [80, 60]}}, "version": 0.4}
+              "extra": {"dragnoise_note": note, "ds": self.view()}, "version": 0.4}
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
