@@ -80,8 +80,8 @@ HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSampl
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
 # each workflow opens with its whole graph in a 1600x900 window: this box of it, clear of the side
-# bar and the top menu (tests/test_layout.py checks the boxes the frontend draws)
-VIEW_MARGIN, VIEW = (70, 90), (1500, 760)
+# bar, the tabs and the floating workflow-name and Run bars (tests/test_layout.py checks the boxes)
+VIEW_MARGIN, VIEW = (70, 135), (1500, 715)
 
 
 def height(cls):
