@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from bench.comfy_env import import_comfy  # noqa: E402
+from dragnoise_toy.comfy_env import import_comfy  # noqa: E402
 from bench.metrics import psnr, score_drag  # noqa: E402
 
 METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")

@@ -22,7 +22,7 @@ for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from bench.run import INVERTED, STEPS, PeakMemory, StepClock, drag_points, propagate, timed  # noqa: E402
+from bench.measure import INVERTED, STEPS, PeakMemory, StepClock, drag_points, propagate, timed  # noqa: E402
 
 
 def build(layout: str, dtype, device):
@@ -176,7 +176,7 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
 
 if __name__ == "__main__":
     import argparse
-    from bench.comfy_env import import_comfy
+    from dragnoise_toy.comfy_env import import_comfy
     ap = argparse.ArgumentParser(description="FLOPs and saved-tensor memory of a DragNoise iteration on SDXL (meta device)")
     ap.add_argument("--sizes", default="1024")
     ap.add_argument("--layout", choices=["full", "vega"], default="full")

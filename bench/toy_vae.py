@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.comfy_env import import_comfy  # noqa: E402
+from dragnoise_toy.comfy_env import import_comfy  # noqa: E402
 
 
 def main(argv=None):

@@ -61,21 +61,6 @@ class Scene:
             img = img * (1 - m) + np.asarray(s.color, np.float32) * m
         return img.astype(np.float32)
 
-    def part_map(self, cell: int = 8) -> np.ndarray:
-        """[3, H/cell, W/cell]: per cell, each shape's coverage c and its offset from the shape's centre,
-        (c dx / R, c dy / R, c) with R = 0.17 * size (the largest radius): where in its shape a cell
-        lies. train.py's --part-feature teaches the drag feature to carry it (see there)."""
-        n = self.size // cell
-        out = np.zeros((3, n, n), np.float32)
-        centre = (np.arange(n) + 0.5) * cell
-        big = 0.17 * self.size
-        for s in self.shapes:
-            c = s.mask(self.size, 1).reshape(n, cell, n, cell).mean((1, 3))
-            out[0] += c * (centre[None, :] - s.cx) / big
-            out[1] += c * (centre[:, None] - s.cy) / big
-            out[2] += c
-        return out
-
     def to_json(self) -> dict:
         return {"size": self.size, "background": self.background, "shapes": [asdict(s) for s in self.shapes]}
 
@@ -145,25 +130,6 @@ def _drag_for(rng, scene: Scene, i: int, others: list, length) -> tuple | None:
         if _inside(m, scene.size, 2) and all(not _overlaps(m, o, 3) for o in others):
             return dx, dy
     return None
-
-
-def one_shape_drags(seed: int, size: int = 128, length=(0.12, 0.25)):
-    """Endless seeded training drags of one shape, drawn as drag_cases draws its lengths, with the
-    handle at the shape's centre: (scene, dragged scene, shape index, (dx, dy) in pixels, handle,
-    target), the points on the supervision grid (half the image, as the node). bench/dn_pool.py
-    and train.drag_pool."""
-    rng = np.random.default_rng(seed)
-    while True:
-        scene = random_scene(rng, size)
-        i = int(rng.integers(len(scene.shapes)))
-        d = _drag_for(rng, scene, i, [o for j, o in enumerate(scene.shapes) if j != i],
-                      (size * length[0], size * length[1]))
-        if d is None:
-            continue
-        s = scene.shapes[i]
-        moved = replace(scene, shapes=tuple(s.moved(*d) if j == i else o for j, o in enumerate(scene.shapes)))
-        handle = [round(s.cx * 0.5), round(s.cy * 0.5)]
-        yield scene, moved, i, d, handle, [handle[0] + round(d[0] * 0.5), handle[1] + round(d[1] * 0.5)]
 
 
 def drag_cases(n: int = 60, seed: int = 0, size: int = 128) -> list[DragCase]:

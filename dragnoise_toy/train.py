@@ -3,7 +3,7 @@
     python -m dragnoise_toy.train [--unet-steps 900] [--swap 0.6] [--init-from DIR] [--vae-from DIR]
                                   [--feature-skips on|off] [--device cuda --time-budget S] ...
 
-(README "Toy model" has the shipped model's seven stages; --help lists every option.)
+(dragnoise_toy/README.md has the shipped model's seven stages; --help lists every option.)
 
 1. TAESD: the encoder is fixed analytically (8x8 mean colour, see model.analytic_taesd); the decoder
    starts as its blurred inverse and is fine-tuned (L1) on 64 px crops of toy scenes;
@@ -30,10 +30,10 @@ M_DEFAULT = {"model_channels": 32, "channel_mult": [1, 2, 2, 4]}
 
 
 def import_comfy(device: str = "cpu"):
-    if device != "cpu":  # a bare GPU box: the benchmark's importer stubs what training never runs
+    if device != "cpu":  # a bare GPU box: the shared importer stubs what training never runs
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        from bench.comfy_env import import_comfy as bench_import
+        from dragnoise_toy.comfy_env import import_comfy as bench_import
         bench_import(device, stub_missing=True)
         return
     import os
@@ -55,26 +55,20 @@ def scene_pool(n: int, seed: int, size: int = 128) -> torch.Tensor:
 
 
 def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float = 0.0,
-              drag=(0.05, 0.3), small: float = 0.0, parts: bool = False) -> tuple:
+              drag=(0.05, 0.3)) -> tuple:
     """n scene pairs (S, S'): S' is S with one shape translated (a drag with known result), two
     shapes for a share `two` of the moved pairs (as the benchmark's two-shape cases), or S itself
-    for a share `same` of the pairs. small > 0: shapes are picked to move with probability
-    proportional to area^-small (the shapes lost after a drag were the small ones, mostly
-    triangles). Rendered images [n,3,H,W] each; parts: and the moved scenes' part maps [n,3,H/8,W/8]
-    (data.Scene.part_map, for --part-feature)."""
+    for a share `same` of the pairs. Rendered images [n,3,H,W] each."""
     from .data import _drag_for, random_scene
     rng = np.random.default_rng(seed)
-    a, b, c = [], [], []
+    a, b = [], []
     while len(a) < n:
         scene = random_scene(rng, size)
         moved = scene
         if rng.uniform() >= same:
             shapes = list(scene.shapes)
             count = 2 if two > 0 and len(shapes) > 1 and rng.uniform() < two else 1
-            if small > 0:
-                p = np.array([float(s.mask(size, 1).sum()) for s in shapes]) ** -small
-                picks = [int(i) for i in rng.choice(len(shapes), count, replace=False, p=p / p.sum())]
-            elif count == 2:
+            if count == 2:
                 picks = [int(i) for i in rng.permutation(len(shapes))[:2]]
             else:
                 picks = [int(rng.integers(len(shapes)))]
@@ -91,23 +85,8 @@ def pair_pool(n: int, seed: int, size: int = 128, same: float = 0.2, two: float 
             moved = type(scene)(scene.size, scene.background, tuple(shapes))
         a.append(scene.render(ss=2))
         b.append(moved.render(ss=2))
-        if parts:
-            c.append(moved.part_map())
     to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    return (to_t(a), to_t(b)) + ((torch.from_numpy(np.stack(c)),) if parts else ())
-
-
-def drag_pool(n: int, seed: int, size: int = 128) -> tuple:
-    """The first n of data.one_shape_drags: latents of the input and the dragged scene [n,4,h,w],
-    and the handles and targets [n,2] on the supervision grid. For --align."""
-    from itertools import islice
-    from .data import one_shape_drags
-    from .model import mean_colour_latent
-    drags = list(islice(one_shape_drags(seed, size), n))
-    to_t = lambda v: torch.from_numpy(np.stack(v)).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-    with torch.no_grad():
-        return tuple(mean_colour_latent(to_t([d[k].render(ss=2) for d in drags])) for k in (0, 1)) + tuple(
-            torch.tensor([d[k] for d in drags], dtype=torch.float32) for k in (4, 5))
+    return to_t(a), to_t(b)
 
 
 CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the worker count
@@ -115,23 +94,21 @@ CHUNK = 250  # scenes per independently seeded chunk: pools do not depend on the
 
 def _latent_chunk(job):
     from .model import mean_colour_latent
-    kind, seed, n, two, drag, small, size, parts = job
+    kind, seed, n, two, drag, size = job
     torch.set_num_threads(1)
     if kind == "scenes":
         return mean_colour_latent(scene_pool(n, seed, size))
-    out = pair_pool(n, seed, size, two=two, drag=drag, small=small, parts=parts)
-    return tuple(mean_colour_latent(v) for v in out[:2]) + out[2:]
+    return tuple(mean_colour_latent(v) for v in pair_pool(n, seed, size, two=two, drag=drag))
 
 
 def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0, drag=(0.05, 0.3),
-                 small: float = 0.0, size: int = 128, parts: bool = False):
-    """Latents of `scenes` scenes and of `pairs` scene pairs (and the moved scenes' part maps, if
-    `parts`), rendered in chunks of CHUNK with their own seeds, on `workers` processes (rendering
+                 size: int = 128):
+    """Latents of `scenes` scenes and of `pairs` scene pairs, rendered in chunks of CHUNK with their own seeds, on `workers` processes (rendering
     is the slow part: ~4 ms a scene)."""
     import multiprocessing as mp
-    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, small, size, parts)
+    jobs = [("scenes", seed * 100003 + i, min(CHUNK, scenes - i * CHUNK), two, drag, size)
             for i in range(-(-scenes // CHUNK))]
-    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, small, size, parts)
+    jobs += [("pairs", seed * 100003 + 50000 + i, min(CHUNK, pairs - i * CHUNK), two, drag, size)
              for i in range(-(-pairs // CHUNK))]
     with mp.get_context("spawn").Pool(workers) as pool:
         out = pool.map(_latent_chunk, jobs)
@@ -141,16 +118,15 @@ def latent_pools(scenes: int, pairs: int, seed: int, workers: int, two: float = 
 
 
 def cached_latent_pools(cache, scenes: int, pairs: int, seed: int, workers: int, two: float = 0.0,
-                        drag=(0.05, 0.3), small: float = 0.0, size: int = 128, parts: bool = False):
+                        drag=(0.05, 0.3), size: int = 128):
     """latent_pools, loaded from the file `cache` when it holds these pools, else rendered and saved
     there (None: not cached), so several runs share one rendering."""
-    key = ([scenes, pairs, seed, two, list(drag)] + ([small] if small else []) + ([size] if size != 128 else [])
-           + (["parts"] if parts else []))
+    key = ([scenes, pairs, seed, two, list(drag)] + ([size] if size != 128 else []))
     if cache and Path(cache).is_file():
         cached = torch.load(cache)
         assert cached["key"] == key, f"{cache} holds pools for {cached['key']}, not {key}"
         return cached["latents"], cached["pairs"]
-    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, small, size, parts)
+    latents, pair_latents = latent_pools(scenes, pairs, seed, workers, two, drag, size)
     if cache:
         torch.save({"key": key, "latents": latents, "pairs": pair_latents}, cache)
     return latents, pair_latents
@@ -197,9 +173,7 @@ def noisy(h: torch.Tensor, sigma: float, g) -> torch.Tensor:
 
 def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop=0.5, pairs=None, swap=0.0,
                t_edit=(560, 800), rho=(0.5, 1.0), bn_noise=0.0, device="cpu", time_budget=None,
-               feature_skips=True, t_low=200, swap_focus=0.0, part_feature=0.0, part_gain=4.0, dn_pool=None,
-               dn_share=0.0, after_feature_only=False, align_pool=None, align_share=0.0, align_weight=1.0,
-               align_r1=24, align_t=(540, 640)):
+               feature_skips=True, t_low=200, swap_focus=0.0):
     """eps-prediction training. skip_drop: share of samples whose skip connections into the decoder
     blocks up to DragNoise's feature layer are zeroed (architecture unchanged), so those blocks learn
     to draw the layout from the bottleneck; without it the trained decoder ignored the bottleneck
@@ -209,23 +183,13 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
     has to follow it (what a denoising autoencoder does to its decoder's Jacobian).
     time_budget: seconds; the step count is then fixed from the speed of steps 50-100 (logged).
     feature_skips=False: the decoder blocks up to the feature layer never get their encoder skips
-    (model.NoFeatureSkips, also at inference), so the bottleneck alone draws that feature.
-    part_feature: weight of swap_loss's part term (pairs must carry part maps).
-    dn_pool: DragNoise-optimized bottlenecks (bench/dn_pool.py) that a share dn_share of the steps
-    trains on (dn_pool_loss). after_feature_only: only the blocks after the drag feature learn, so
-    the path bottleneck -> feature, and with it what DragNoise's optimization finds, stays as it was.
-    align_pool (drag_pool): a share align_share of the remaining steps trains align_loss (weight
-    align_weight), which turns DragNoise's gradient on the bottleneck toward the moved scene's."""
+    (model.NoFeatureSkips, also at inference), so the bottleneck alone draws that feature."""
     from dragnoise import feature_block_index
     from .model import constant_context
     last = feature_block_index(unet)
     g = torch.Generator(device).manual_seed(seed)
     ac = sd15_alphas_cumprod().to(device)
-    if after_feature_only:
-        unet.requires_grad_(False)
-        for m in list(unet.output_blocks)[last + 1:] + [unet.out]:
-            m.requires_grad_(True)
-    opt = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     ctx = constant_context(batch).to(device)
     warm = 20
     ema = {}  # per kind of step: the running mean of what its log line shows
@@ -260,36 +224,19 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
         for pg in opt.param_groups:  # warm-up, then cosine decay to 10%
             pg["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         swapping = pairs is not None and bool(torch.rand((), generator=g, device=device) < swap)
-        part = None
-        dn_step = dn_pool is not None and not swapping and bool(torch.rand((), generator=g, device=device) < dn_share)
-        align_step = (align_pool is not None and not swapping and not dn_step
-                      and bool(torch.rand((), generator=g, device=device) < align_share))
-        if align_step:
-            loss, cos = align_loss(unet, align_pool, batch, ac, ctx, g, last, align_r1, align_t,
-                                   skips_from=-1 if feature_skips else last)
-            loss = align_weight * loss
-        elif dn_step:
-            loss = dn_pool_loss(unet, dn_pool, batch, ac, ctx, g, t_low=t_low,
-                                skips_from=-1 if feature_skips else last, focus=swap_focus)
-        elif swapping:
-            loss, part = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
-                                   skips_from=-1 if feature_skips else last, focus=swap_focus,
-                                   feature_at=last + 1, part_gain=part_gain)
-            if part is not None:
-                loss = loss + part_feature * part
-                track("part", part.item())
+        if swapping:
+            loss = swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=t_low, bn_noise=bn_noise,
+                             skips_from=-1 if feature_skips else last, focus=swap_focus)
         else:
             loss = plain_loss()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        kind = "align cos" if align_step else "dn loss" if dn_step else "swap loss" if swapping else "loss"
-        shown = (cos if align_step else loss).item()
-        track(kind, shown)
+        kind = "swap loss" if swapping else "loss"
+        track(kind, loss.item())
         if step % 50 == 0 or step == steps - 1:
-            log(f"unet step {step} {kind} {shown:.4f} (ema {ema[kind]:.4f})"
-                + (f" part {part.item():.4f} (ema {ema['part']:.4f})" if part is not None else ""))
+            log(f"unet step {step} {kind} {loss.item():.4f} (ema {ema[kind]:.4f})")
         step += 1
         if time_budget and step == 50:  # timed after 50 warm-up steps (cuDNN autotuning, caches)
             t50 = time.perf_counter()
@@ -297,87 +244,11 @@ def train_unet(unet, latents, steps, batch, lr, seed, log, t_max=1000, skip_drop
             per = (time.perf_counter() - t50) / 50
             steps = min(steps, 100 + int((time_budget - (time.perf_counter() - t_start)) / per))
             log(f"{per * 1000:.0f} ms a step: {steps} steps in the {time_budget} s budget")
-    return ema.get("loss"), ema.get("swap loss"), steps, ema.get("part"), ema.get("dn loss"), ema.get("align cos")
-
-
-class _Stop(Exception):
-    pass
-
-
-def align_loss(unet, pool, batch, ac, ctx, g, last, r1, t_range, skips_from=-1):
-    """DragNoise's first gradient on the bottleneck should point at the moved scene's bottleneck.
-
-    pool (drag_pool): input and dragged latents with the drag's handle and target. Both are noised
-    with the same eps at an editing step in t_range; the decoder runs on the input's bottleneck b0
-    up to the drag feature, upsampled to the supervision grid; g is the gradient of DragNoise's
-    alignment loss (dragnoise.optimize.alignment_loss, patch radius r1) at b0, and the loss is
-    1 - cos(-g, b1 - b0) with b1 the dragged scene's bottleneck (detached): the direction DragNoise's
-    first step takes, against the change that moves the shape (the oracle's). On the shipped toy
-    that cosine is 0.13 on average (its sign, Adam's first step, 0.04; bench/first_gradient.py),
-    though both sit on the same bottleneck cells. Second-order: it trains the decoder up to the
-    feature and, through b0, the encoder. Returns (loss, mean cosine)."""
-    import torch.nn.functional as F
-    from dragnoise.optimize import alignment_loss
-    z0, z1, handles, targets = pool
-    dev = z0.device
-    idx = torch.randint(len(z0), (batch,), generator=g, device=dev)
-    te = torch.randint(t_range[0], t_range[1] + 1, (batch,), generator=g, device=dev)
-    a = ac[te][:, None, None, None]
-    eps = torch.randn(z0[idx].shape, generator=g, device=dev)
-    held = {}
-
-    def forward_to(x, stop):  # the UNet up to output block `stop`, keeping each block's input
-        def grab(h, hsp, options):
-            i = options["block"][1]
-            held[i] = h
-            if i == stop:
-                raise _Stop
-            return h, (hsp * 0 if i <= skips_from else hsp)
-        try:
-            unet(x, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
-        except _Stop:
-            pass
-    with torch.no_grad():
-        forward_to(a.sqrt() * z1[idx] + (1 - a).sqrt() * eps, 0)
-        b1 = held[0]
-    forward_to(a.sqrt() * z0[idx] + (1 - a).sqrt() * eps, last + 1)
-    b0, feat = held[0], held[last + 1]
-    grid = (z0.shape[-2] * 4, z0.shape[-1] * 4)  # half the image, as the node
-    f = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
-    point = sum(alignment_loss(f[i:i + 1], handles[idx[i]][None], targets[idx[i]][None], r1) for i in range(batch))
-    grad, = torch.autograd.grad(point, b0, create_graph=True)
-    cos = F.cosine_similarity(-grad.flatten(1), (b1 - b0).detach().flatten(1), dim=1)
-    return (1 - cos).mean(), cos.mean().detach()
-
-
-def dn_pool_loss(unet, pool, batch, ac, ctx, g, t_low=200, at_edit=0.35, skips_from=-1, focus=0.0):
-    """swap_loss with the bottleneck DragNoise's optimization found instead of the moved scene's.
-
-    pool (bench/dn_pool.py): per training drag, the input's latent z0, the dragged scene's z1, the
-    inverted latent at the editing step and the optimized bottleneck there. The skips come from the
-    same trajectory points as in swap_loss, with the inversion's own noise; the target is the eps
-    that denoises to the dragged scene. So the blocks after the drag feature learn to render the
-    move that DragNoise's bottleneck stands for, which they were never shown (on the benchmark its
-    change is 3x the oracle's and nearly orthogonal to it)."""
-    dev = pool["b"].device
-    idx = torch.randint(len(pool["b"]), (batch,), generator=g, device=dev)
-    z0, z1, b = pool["z0"][idx], pool["z1"][idx], pool["b"][idx]
-    sigma = float(pool["sigma"])
-    eps = (pool["xt"][idx] - z0) / sigma  # the inversion's noise (x_t = z0 + sigma eps in ComfyUI's space)
-    te = (((1 - ac) / ac).sqrt() - sigma).abs().argmin().expand(batch)  # the editing step's DDPM t
-    t, _, at, _, st, k = trajectory_point(te, t_low, at_edit, ac, g)
-    x_t = at.sqrt() * (z1 + k * (z0 - z1)) + st * eps
-    target = eps + at.sqrt() / st * k * (z0 - z1)
-
-    def inject(h, hsp, options):
-        i = options["block"][1]
-        return (b if i == 0 else h), (hsp * 0 if i <= skips_from else hsp)
-    pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
-    return focused_mse(pred, target, z0, z1, focus)
+    return ema.get("loss"), ema.get("swap loss"), steps
 
 
 def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.35, bn_noise=0.0, skips_from=-1,
-              focus=0.0, feature_at=None, part_gain=4.0):
+              focus=0.0):
     """Bottleneck swap: the decoder's layout must follow the bottleneck, its noise the skips.
 
     A pair (S, S') of one scene and the same scene with one shape moved. The bottleneck comes from
@@ -390,26 +261,14 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
     samples (an exact trajectory only) the skips already showed S' below t_e and the model learned
     to ignore the bottleneck (measured: the oracle moved shapes 1% of the way).
     focus: extra weight of the latent cells where S and S' differ (and their neighbours): a moved
-    shape covers ~2% of the cells, so in a plain mean its colour at the new place hardly counts.
-    Returns (loss, part): part is None unless pairs carry the moved scenes' part maps (a third
-    tensor); then it is the part term: the first three channels of the drag feature (the input of
-    output block feature_at) should be part_gain x the moved scene's part map (data.Scene.part_map:
-    where in its shape each cell lies), cells in and around shapes weighed 5x. A flat-coloured
-    shape's feature is otherwise the same all over it, so DragNoise's 3x3 alignment patch could be
-    matched by painting colour ahead of the handle; with the part code it can only be matched by
-    moving the shape. It gives the small model the part semantics SD's features have through scale."""
-    src, dst = pairs[:2]
-    part_maps = pairs[2] if len(pairs) > 2 and feature_at is not None else None
+    shape covers ~2% of the cells, so in a plain mean its colour at the new place hardly counts."""
+    src, dst = pairs
     dev = src.device
     idx = torch.randint(len(src), (batch,), generator=g, device=dev)
     s0, s1 = src[idx], dst[idx]
     flip = torch.rand(batch, generator=g, device=dev) < 0.5
     s0 = torch.where(flip[:, None, None, None], s0.flip(-1), s0)
     s1 = torch.where(flip[:, None, None, None], s1.flip(-1), s1)
-    if part_maps is not None:  # a flip mirrors the x offsets too
-        pm = part_maps[idx]
-        pm = torch.where(flip[:, None, None, None], pm.flip(-1) * torch.tensor([-1.0, 1.0, 1.0], device=dev)[:, None, None],
-                         pm)
     te = torch.randint(t_edit[0], t_edit[1], (batch,), generator=g, device=dev)
     t, ae, at, se, st, k = trajectory_point(te, t_low, at_edit, ac, g)
     eps = torch.randn(s0.shape, generator=g, device=dev)
@@ -430,18 +289,10 @@ def swap_loss(unet, pairs, batch, ac, ctx, g, t_edit, rho, t_low=200, at_edit=0.
 
     def inject(h, hsp, options):
         i = options["block"][1]
-        if i == feature_at:
-            held["feature"] = h
         return (noisy(held["b"], bn_noise, g) if i == 0 else h), skips(i, hsp)
     unet(x_e, te.float(), ctx, transformer_options={"patches": {"output_block_patch": [grab]}})
     pred = unet(x_t, t.float(), ctx, transformer_options={"patches": {"output_block_patch": [inject]}})
-    part = None
-    if part_maps is not None:
-        f = held["feature"][:, :3].float()
-        pm = torch.nn.functional.interpolate(pm, size=f.shape[-2:], mode="area") if pm.shape[-2:] != f.shape[-2:] else pm
-        w = 1 + 4 * torch.nn.functional.max_pool2d((pm[:, 2:3] > 0).float(), 3, 1, 1)
-        part = (w * (f - part_gain * pm) ** 2).mean() / w.mean()
-    return focused_mse(pred, target, s0, s1, focus), part
+    return focused_mse(pred, target, s0, s1, focus)
 
 
 def trajectory_point(te, t_low, at_edit, ac, g):
@@ -503,25 +354,7 @@ def main(argv=None):
     ap.add_argument("--t-low", type=int, default=200, help="lowest step the swap skips come from")
     ap.add_argument("--swap-focus", type=float, default=0.0,
                     help="extra swap-loss weight on the latent cells where the pair differs (the moved shapes)")
-    ap.add_argument("--part-feature", type=float, default=0.0,
-                    help="weight of the part term: the drag feature's first 3 channels carry where in its shape "
-                         "each cell lies (swap_loss; needs --workers > 0)")
-    ap.add_argument("--part-gain", type=float, default=4.0, help="scale of the part code in the drag feature")
-    ap.add_argument("--dn-pool", help="DragNoise-optimized bottlenecks to train on (bench/dn_pool.py; "
-                                      "comma-separated files)")
-    ap.add_argument("--dn-share", type=float, default=0.0, help="share of the non-swap steps on --dn-pool")
-    ap.add_argument("--after-feature-only", action="store_true",
-                    help="train only the blocks after the drag feature (what DragNoise optimizes stays)")
-    ap.add_argument("--align", type=float, default=0.0,
-                    help="share of the non-swap steps on align_loss (DragNoise's gradient toward the moved scene's "
-                         "bottleneck)")
-    ap.add_argument("--align-weight", type=float, default=1.0, help="weight of align_loss")
-    ap.add_argument("--align-drags", type=int, default=2000, help="training drags for --align (drag_pool)")
-    ap.add_argument("--align-r1", type=int, default=24, help="alignment patch radius of align_loss (the demo's)")
-    ap.add_argument("--align-t", default="540,640", help="editing steps of align_loss (the demo's is 581)")
     ap.add_argument("--two", type=float, default=0.0, help="share of moved swap pairs with two shapes moved")
-    ap.add_argument("--small-bias", type=float, default=0.0,
-                    help="swap pairs move shapes with probability proportional to area^-this (0: uniform)")
     ap.add_argument("--drag-range", default="0.05,0.3", help="drag lengths of the swap pairs, shares of the size")
     ap.add_argument("--workers", type=int, default=0,
                     help="render the scenes in seeded chunks on this many processes (0: one stream, as before)")
@@ -556,15 +389,14 @@ def main(argv=None):
     n_pairs = a.pairs if a.swap > 0 else 0
     if a.workers > 0:  # seeded chunks on several processes
         latents, pairs = cached_latent_pools(a.pool_cache, a.scenes, n_pairs, a.seed, a.workers, a.two, drag,
-                                              a.small_bias, a.size, a.part_feature > 0)
+                                              a.size)
         pool = scene_pool(min(a.scenes, a.decoder_scenes), a.seed, a.size)  # for the decoder, if it is trained
     else:  # one stream, as before
-        assert a.part_feature == 0, "--part-feature needs --workers > 0"
         pool = scene_pool(a.scenes, a.seed, a.size)
         with torch.no_grad():
             latents = M.mean_colour_latent(pool)
             pairs = tuple(M.mean_colour_latent(v) for v in pair_pool(
-                n_pairs, a.seed + 4, a.size, two=a.two, drag=drag, small=a.small_bias)) if n_pairs else None
+                n_pairs, a.seed + 4, a.size, two=a.two, drag=drag)) if n_pairs else None
     log(f"{a.scenes} scenes rendered")
     taesd = M.analytic_taesd(a.seed)
     taesd.taesd_encoder.requires_grad_(False)
@@ -598,24 +430,11 @@ def main(argv=None):
     unet.to(a.device)
     latents = latents.to(a.device)
     pairs = None if pairs is None else tuple(v.to(a.device) for v in pairs)
-    dn_pool = None
-    if a.dn_pool:
-        parts = [torch.load(f) for f in a.dn_pool.split(",")]
-        dn_pool = {k: torch.cat([q[k] for q in parts]).to(a.device) for k in ("z0", "z1", "xt", "b")}
-        dn_pool["sigma"] = parts[0]["sigma"]
-        log(f"{len(dn_pool['b'])} DragNoise bottlenecks from {a.dn_pool}")
-    align_pool = None
-    if a.align > 0:
-        align_pool = tuple(v.to(a.device) for v in drag_pool(a.align_drags, a.seed + 5, a.size))
-        log(f"{a.align_drags} drags for align_loss")
-    unet_loss, swap_loss_v, steps_done, part_v, dn_v, cos_v = train_unet(
+    unet_loss, swap_loss_v, steps_done = train_unet(
         unet, latents, a.unet_steps, a.unet_batch, a.lr, a.seed + 3, log, skip_drop=a.skip_drop, pairs=pairs,
         swap=a.swap, bn_noise=a.bn_noise, device=a.device, time_budget=a.time_budget,
         feature_skips=settings.get("feature_skips", True), t_low=a.t_low,
-        t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus,
-        part_feature=a.part_feature, part_gain=a.part_gain, dn_pool=dn_pool, dn_share=a.dn_share,
-        after_feature_only=a.after_feature_only, align_pool=align_pool, align_share=a.align,
-        align_weight=a.align_weight, align_r1=a.align_r1, align_t=tuple(int(v) for v in a.align_t.split(",")))
+        t_edit=tuple(int(v) for v in a.t_edit.split(",")), swap_focus=a.swap_focus)
     unet.cpu()
     total = time.perf_counter() - t0
     out = Path(a.out)
@@ -629,7 +448,7 @@ def main(argv=None):
     info = {"command": "python -m dragnoise_toy.train " + " ".join(argv if argv is not None else sys.argv[1:]),
             "args": vars(a), "unet_steps_done": steps_done,
             "device": torch.cuda.get_device_name() if a.device != "cpu" else "cpu",
-            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v, "part_mse_ema": part_v, "dn_mse_ema": dn_v, "align_cos_ema": cos_v,
+            "decoder_l1_ema": dec_loss, "unet_mse_ema": unet_loss, "swap_mse_ema": swap_loss_v,
             "decoder_seconds": round(t_dec, 1), "total_seconds": round(total, 1),
             "unet_params": sum(p.numel() for p in unet.parameters()), "torch": torch.__version__,
             "bytes": {p.name: p.stat().st_size for p in sorted(out.glob("*.safetensors"))}}

@@ -23,6 +23,9 @@ class DragNoisePoints(io.ComfyNode):
             ],
             outputs=[PointsType.Output("drag_points", display_name="drag_points")],
             hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo],
+            # an output node runs (or replays its cached UI output) on every Run: a fully cached run
+            # in a fresh tab still sends the editor its image
+            is_output_node=True,
         )
 
     @classmethod

@@ -4,6 +4,7 @@ Kept as code so links and widget orders are written once; run it after a node's
 inputs change: python scripts/make_workflows.py
 """
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -13,6 +14,16 @@ from dragnoise_toy.model import (DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR,
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 CKPT = "v1-5-pruned-emaonly.safetensors"
+# Where a user who lacks a file gets it: the frontend's missing-models dialog reads a loader node's
+# properties.models (name, url, directory). The SDXL name is set below, so this maps by file name.
+DOWNLOADS = {
+    "v1-5-pruned-emaonly.safetensors": ("https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+                                        "v1-5-pruned-emaonly.safetensors", "checkpoints"),
+    "sd_xl_base_1.0.safetensors": ("https://huggingface.co/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/"
+                                   "sd_xl_base_1.0.safetensors", "checkpoints"),
+    "control_v11p_sd15_canny.pth": ("https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/"
+                                    "control_v11p_sd15_canny.pth", "controlnet"),
+}
 POINTS = json.dumps([{"handle": [190, 260], "target": [300, 260]}])
 
 # class -> (inputs [(name, type)], outputs [(name, type)], widget names in frontend order)
@@ -68,6 +79,9 @@ WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
+# each workflow opens with its whole graph in a 1600x900 window: this box of it, clear of the side
+# bar, the tabs and the floating workflow-name and Run bars (tests/test_layout.py checks the boxes)
+VIEW_MARGIN, VIEW = (70, 135), (1500, 715)
 
 
 def height(cls):
@@ -89,6 +103,9 @@ class Graph:
                 "properties": {"Node name for S&R": cls}, "widgets_values": list(widgets)}
         if title:
             node["title"] = title
+        if widgets and widgets[0] in DOWNLOADS:
+            url, directory = DOWNLOADS[widgets[0]]
+            node["properties"]["models"] = [{"name": widgets[0], "url": url, "directory": directory}]
         self.nodes.append(node)
         return node["id"]
 
@@ -117,12 +134,22 @@ class Graph:
                 n["pos"] = [xs[c], y]
                 y += n["size"][1] + TITLE + GAP
 
+    def view(self):
+        """The stored view (extra.ds) that opens the workflow with the whole graph in a VIEW-sized
+        window, title bars included: screen = (graph + offset) * scale in LiteGraph."""
+        x0 = min(n["pos"][0] for n in self.nodes)
+        y0 = min(n["pos"][1] for n in self.nodes) - TITLE
+        x1 = max(n["pos"][0] + n["size"][0] for n in self.nodes)
+        y1 = max(n["pos"][1] + n["size"][1] for n in self.nodes)
+        (left, top), (w, h) = VIEW_MARGIN, VIEW
+        scale = math.floor(100 * min(1.0, w / (x1 - x0), h / (y1 - y0))) / 100
+        return {"scale": scale, "offset": [round(left / scale - x0), round(top / scale - y0)]}
+
     def save(self, name, note):
         self.settle()
-        # opens at zoom 1 (the points editor at full size) with the first columns in view
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
               "links": self.links, "groups": [], "config": {},
-              "extra": {"dragnoise_note": note, "ds": {"scale": 1, "offset": [80, 60]}}, "version": 0.4}
+              "extra": {"dragnoise_note": note, "ds": self.view()}, "version": 0.4}
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
@@ -257,7 +284,7 @@ TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimizat
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
             "38 of 52 px), blob-shaped rather than round. On 60 measured cases DragNoise moves shapes 81% of the "
             "drag on average and 35% of the cases end within a quarter of the drag; a third stop short and 7 of "
-            "75 shapes fade or lose their colour (bench/RESULTS.md; README, 'Toy model', says why). Its Optimize "
+            "75 shapes fade or lose their colour (bench/RESULTS.md; dragnoise_toy/README.md says why). Its Optimize "
             "r1 (24: the toy's flat shapes need a patch that holds their edges), lr (0.07), iterations (150) and "
             "editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch the handle "
             "trails in the points editor and the x0 preview on the Optimize node. For real drags, load an SD1.5 "

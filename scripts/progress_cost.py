@@ -30,7 +30,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
 
-    from bench.comfy_env import import_comfy
+    from dragnoise_toy.comfy_env import import_comfy
     import_comfy(args.device)
     import torch
     import comfy.samplers

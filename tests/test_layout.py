@@ -1,5 +1,6 @@
-"""Every shipped workflow opens with no two nodes overlapping (title bars included) and a points
-editor large enough to click in, by the boxes the newest frontend reports, classic and Vue renderer."""
+"""Every shipped workflow opens with the whole graph in view, no two nodes overlapping (title bars
+included) and a points editor large enough to click in, by the boxes the newest frontend reports,
+classic and Vue renderer."""
 import itertools
 import json
 from pathlib import Path
@@ -10,7 +11,8 @@ from test_widget import APP, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
-MIN_EDITOR = 256  # px at the workflow's own zoom (1.0)
+MIN_EDITOR = 256  # graph units (px at zoom 1)
+WINDOW = {"width": 1600, "height": 900}  # the window scripts/make_workflows.py fits each graph into
 
 # node boxes in graph units: the classic canvas's own bounds (title bar included), or the Vue
 # renderer's DOM rects (header included) divided by the zoom
@@ -18,14 +20,18 @@ BOXES = f"""async (vue) => {{
     const app = {APP}, ds = app.canvas.ds;
     const name = (n) => `${{n.id}} ${{n.title ?? n.type}}`;
     const editor = document.querySelector("canvas.dragnoise-points-canvas")?.getBoundingClientRect();
-    const out = {{ scale: ds.scale, editor: editor && [editor.width / ds.scale, editor.height / ds.scale], boxes: {{}} }};
+    const out = {{ scale: ds.scale, offset: [...ds.offset], screen: {{}}, editor: editor && [editor.width / ds.scale, editor.height / ds.scale], boxes: {{}} }};
     for (const n of app.graph._nodes) {{
         if (vue) {{
             const r = document.querySelector(`.lg-node[data-node-id="${{n.id}}"]`)?.getBoundingClientRect();
             out.boxes[name(n)] = r && [r.x / ds.scale, r.y / ds.scale, r.width / ds.scale, r.height / ds.scale];
+            out.screen[name(n)] = r && [r.x, r.y, r.width, r.height];
         }} else {{
             const b = n.getBounding ? Array.from(n.getBounding()) : [...n.boundingRect];
             out.boxes[name(n)] = b;
+            const c = app.canvas.canvas.getBoundingClientRect();  // graph -> page pixels
+            out.screen[name(n)] = [c.x + (b[0] + ds.offset[0]) * ds.scale, c.y + (b[1] + ds.offset[1]) * ds.scale,
+                                   b[2] * ds.scale, b[3] * ds.scale];
         }}
     }}
     return out;
@@ -37,7 +43,7 @@ def page(browser, server_latest):
     settings = Path(server_latest.base) / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(SETTINGS))
-    p = browser.new_page(viewport={"width": 1600, "height": 1000})
+    p = browser.new_page(viewport=WINDOW)
     p.goto(server_latest.url, wait_until="domcontentloaded")
     p.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
                         timeout=90_000)
@@ -55,6 +61,13 @@ def overlaps(boxes: dict) -> list[str]:
     return bad
 
 
+def out_of_view(screen: dict) -> list[str]:
+    """Nodes (page pixels) not wholly inside the window: the user would have to pan to see them."""
+    return [f"{k} at {[round(v) for v in r]} is outside the {WINDOW['width']}x{WINDOW['height']} window"
+            for k, r in screen.items()
+            if r[0] < 0 or r[1] < 0 or r[0] + r[2] > WINDOW["width"] or r[1] + r[3] > WINDOW["height"]]
+
+
 @pytest.mark.parametrize("renderer", ["classic", "vue"])
 def test_workflows_open_without_overlaps(page, renderer):
     vue = renderer == "vue"
@@ -68,7 +81,7 @@ def test_workflows_open_without_overlaps(page, renderer):
     problems = []
     for path in WORKFLOWS:
         wf = json.loads(path.read_text())
-        assert wf["extra"].get("ds", {}).get("scale") == 1, f"{path.name}: no default zoom 1 saved"
+        ds = wf["extra"]["ds"]
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", wf)
         n = len(wf["nodes"])
         if vue:  # the DOM nodes have rendered
@@ -78,6 +91,9 @@ def test_workflows_open_without_overlaps(page, renderer):
         got = page.evaluate(BOXES, vue)
         assert len(got["boxes"]) == n and all(got["boxes"].values()), got
         problems += [f"{path.name}: {o}" for o in overlaps(got["boxes"])]
+        if abs(got["scale"] - ds["scale"]) > 1e-6 or got["offset"] != ds["offset"]:
+            problems.append(f"{path.name}: opened at {got['scale']} {got['offset']}, not its stored view {ds}")
+        problems += [f"{path.name}: {o}" for o in out_of_view(got["screen"])]
         w, h = got["editor"]
         if min(w, h) < MIN_EDITOR:
             problems.append(f"{path.name}: the points editor is {w:.0f}x{h:.0f}, under {MIN_EDITOR} px")

@@ -155,3 +155,28 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         assert json.loads(last[points_id]["inputs"]["points"]) == want
     finally:
         page.close()
+
+
+def test_fresh_tab_fully_cached_run_shows_the_editor_image(request, browser):
+    """A second browser tab opens the demo file on a server that has already run it and presses Run:
+    every node is cached, and the points editor still shows its image and the drag's output."""
+    srv = request.getfixturevalue("server")
+    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(SETTINGS))
+    pages = [browser.new_page(viewport={"width": 1500, "height": 1000}) for _ in range(2)]  # separate contexts
+    try:
+        for i, page in enumerate(pages):
+            open_page(page, srv, False)
+            page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
+            assert editor_image_width(page) == 0
+            page.evaluate(RECORD)
+            rec = run(page)
+            if i == 1:  # the same prompt again: nothing ran
+                points_id = page.evaluate(f"() => String({BY_TYPE}('DragNoisePoints').id)")
+                assert points_id in rec["cached"][-1], rec["cached"]
+            page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === {TOY_SIZE}", timeout=30_000)
+            page.wait_for_function(f"() => !!{EDITOR}.after", timeout=30_000)
+    finally:
+        for page in pages:
+            page.close()

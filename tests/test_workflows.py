@@ -100,3 +100,20 @@ def test_workflow_opens_converts_and_runs(page, server, path, request):
     entry = server.run(to_test_host(prompt))
     saved = [o for o in entry["outputs"].values() if o.get("images")]
     assert saved, f"{path.name}: no image came out"
+
+
+LOADER_DIRS = {"CheckpointLoaderSimple": "checkpoints", "ControlNetLoader": "controlnet"}
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_checkpoint_and_controlnet_loaders_say_where_to_download_their_file(path):
+    """The frontend's missing-models dialog reads properties.models: each file a workflow names
+    in a checkpoint or ControlNet loader carries its name, a download address and its folder."""
+    for node in json.loads(path.read_text())["nodes"]:
+        if node["type"] not in LOADER_DIRS:
+            continue
+        name = node["widgets_values"][0]
+        models = node["properties"].get("models")
+        assert models, f"{path.name}: {node['type']} names {name} with no download address"
+        assert models[0]["name"] == name and models[0]["directory"] == LOADER_DIRS[node["type"]]
+        assert models[0]["url"].startswith("https://huggingface.co/") and models[0]["url"].endswith("/" + name)
