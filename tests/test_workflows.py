@@ -91,7 +91,10 @@ def test_workflow_opens_converts_and_runs(page, server, path, request):
     # the frontend read every widget value where the file put it (a wrong order or count shifts them)
     for node in wf["nodes"]:
         if node["type"] != "DragNoisePoints":  # its editor may re-serialize the JSON text compactly
-            assert result["widgets"][str(node["id"])] == node["widgets_values"], f"{path.name}: {node['type']}"
+            got = result["widgets"][str(node["id"])]
+            if got is None and node["widgets_values"] == []:  # frontend 1.49 writes null for "no widgets"
+                got = []
+            assert got == node["widgets_values"], f"{path.name}: {node['type']}"
     # every link in the file survived the conversion (a broken link drops the input)
     for link_id, src, _, dst, slot, _ in wf["links"]:
         node = next(n for n in wf["nodes"] if n["id"] == dst)
