@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from test_widget import APP, SETTINGS
+from test_widget import APP, READY, SETTINGS
+
+from test_workflows import WORKFLOWS, for_this_comfyui
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 MIN_EDITOR = 256  # px at the workflow's own zoom (1.0)
 
 # node boxes in graph units: the classic canvas's own bounds (title bar included), or the Vue
@@ -39,8 +40,7 @@ def page(browser, server_latest):
     settings.write_text(json.dumps(SETTINGS))
     p = browser.new_page(viewport={"width": 1600, "height": 1000})
     p.goto(server_latest.url, wait_until="domcontentloaded")
-    p.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
-                        timeout=90_000)
+    p.wait_for_function(READY, timeout=90_000)
     yield p
     p.close()
 
@@ -66,7 +66,7 @@ def test_workflows_open_without_overlaps(page, renderer):
         }}""", vue):
         pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
     problems = []
-    for path in WORKFLOWS:
+    for path in map(for_this_comfyui, WORKFLOWS):  # as a user of this ComfyUI opens them
         wf = json.loads(path.read_text())
         assert wf["extra"].get("ds", {}).get("scale") == 1, f"{path.name}: no default zoom 1 saved"
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", wf)
