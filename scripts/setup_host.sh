@@ -27,6 +27,7 @@ if [ -n "${COMFYUI_PATH:-}" ]; then
   COMFY=$(cd "$COMFYUI_PATH" && pwd)
 elif [ -n "${COMFYUI_ARCHIVE:-}" ]; then
   COMFY=$HOST/ComfyUI
+  [ -f "$COMFYUI_ARCHIVE" ] || { echo "error: COMFYUI_ARCHIVE=$COMFYUI_ARCHIVE: no such file" >&2; exit 1; }
   archive=$(cd "$(dirname "$COMFYUI_ARCHIVE")" && pwd)/$(basename "$COMFYUI_ARCHIVE")
   # Unpack again only when the archive changed (its checksum is kept beside the tree).
   sum=$(sha256sum "$archive" | cut -d' ' -f1)
