@@ -7,6 +7,7 @@ conds, hooks) and cleaned up exactly as the core samplers do it.
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import torch
@@ -113,11 +114,10 @@ class LiveProgress:
         return [[float(x) * self.scale, float(y) * self.scale] for x, y in cells]
 
     def send(self, step: int, total: int, handles, loss, done=False):
-        # imported here: server.py imports ComfyUI's top-level `nodes`, which a test run that has this
-        # pack's root on sys.path would resolve to the pack's own nodes/ package mid-import
-        from server import PromptServer
-        server = PromptServer.instance
-        if not self.trail_every or self.node is None or server.client_id is None:
+        # Looked up, not imported: with ComfyUI used as a library (no PromptServer) there is no one to
+        # tell and importing server.py would start its machinery or fail; server.py is loaded wherever one runs.
+        server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
+        if not self.trail_every or self.node is None or server is None or server.client_id is None:
             return
         server.send_sync(PROGRESS_EVENT, {
             "node": self.node, "prompt_id": self.prompt_id, "step": step, "total": total, "done": done,

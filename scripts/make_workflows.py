@@ -73,6 +73,17 @@ SPEC = {
     "DragNoiseToyScene": ([], [("image", "IMAGE")], ["scene", "size"]),
     "Note": ([], [], ["text"]),
 }
+# ComfyUI 0.33's training nodes: TrainLoraNode returns no MODEL first and asks for more settings, LoraModelLoader
+# a bypass switch. No file can serve both (links name outputs by index, widgets by position), so the
+# LoRA-fit workflow comes once per version (README, "Supported ComfyUI").
+SPEC_033 = {
+    "TrainLoraNode": (SPEC["TrainLoraNode"][0], [("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")],
+                      ["batch_size", "grad_accumulation_steps", "steps", "learning_rate", "rank", "optimizer",
+                       "loss_function", "seed", "control_after_generate", "training_dtype", "lora_dtype",
+                       "quantized_backward", "algorithm", "gradient_checkpointing", "checkpoint_depth", "offloading",
+                       "existing_lora", "bucket_mode", "bypass_mode"]),
+    "LoraModelLoader": (SPEC["LoraModelLoader"][0], SPEC["LoraModelLoader"][1], ["strength_model", "bypass"]),
+}
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 # Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
 # renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
@@ -84,19 +95,19 @@ TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space betw
 VIEW_MARGIN, VIEW = (70, 135), (1500, 715)
 
 
-def height(cls):
-    ins, outs, widgets = SPEC[cls]
+def height(cls, spec=SPEC):
+    ins, outs, widgets = spec[cls]
     return HEIGHT.get(cls, 50 + 40 * (max(len(ins), len(outs)) + len(widgets)))
 
 
 class Graph:
-    def __init__(self):
-        self.nodes, self.links = [], []
+    def __init__(self, spec=SPEC):
+        self.nodes, self.links, self.spec = [], [], spec
 
     def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
         """pos: (column, row) in the grid that settle() turns into coordinates."""
-        ins, outs, _ = SPEC[cls]
-        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls)], "flags": {},
+        ins, outs, _ = self.spec[cls]
+        node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls, self.spec)], "flags": {},
                 "order": len(self.nodes), "mode": 0,
                 "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
                 "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
@@ -203,8 +214,8 @@ def loaders(g, lora=False):
     return ckpt, model, pos, neg
 
 
-def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=False):
-    g = Graph()
+def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=False, comfy033=False):
+    g = Graph(dict(SPEC, **SPEC_033) if comfy033 else SPEC)
     ckpt, model, pos, neg = loaders(g, lora)
     img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
     enc = g.add("VAEEncode", (400, 460))
@@ -216,14 +227,16 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=Fa
         # a list of latents: 0.3.75's TrainLoraNode fails on a single latent tensor
         split = g.add("RebatchLatents", (400, 690), [1])
         g.link(rep, 0, split, "latents")
-        train = g.add("TrainLoraNode", (400, 810), [4, 1, 60, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16",
-                                                    "bf16", "LoRA", True, "[None]"], size=(340, 420))
+        settings = [4, 1, 60, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16", "bf16", "LoRA", True, "[None]"]
+        if comfy033:  # its added settings at their defaults (quantized_backward ... bypass_mode)
+            settings = settings[:11] + [False] + settings[11:13] + [1, False] + settings[13:] + [False, False]
+        train = g.add("TrainLoraNode", (400, 810), settings, size=(340, 420))
         g.link(ckpt, 0, train, "model")
         g.link(split, 0, train, "latents")
         g.link(pos, 0, train, "positive")
-        fitted = g.add("LoraModelLoader", (400, 1260), [1.0])
+        fitted = g.add("LoraModelLoader", (400, 1260), [1.0, False] if comfy033 else [1.0])
         g.link(ckpt, 0, fitted, "model")
-        g.link(train, 1, fitted, "lora")
+        g.link(train, 0 if comfy033 else 1, fitted, "lora")
         model = fitted
     pos_out = neg_out = 0
     if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
@@ -315,7 +328,11 @@ if __name__ == "__main__":
     real_photo("dragnoise_lora.json", "A LoRA fitted to this image (DragDiffusion-style) loaded before the drag",
                lora=True)
     real_photo("dragnoise_lora_fit.json", "Real-photo fidelity: fit a LoRA to the image with ComfyUI's training "
-               "nodes (rank 16, 60 steps, lr 5e-4, batch 4), then drag with it", lora_fit=True)
+               "nodes (rank 16, 60 steps, lr 5e-4, batch 4), then drag with it (ComfyUI 0.3.x; for 0.33 and "
+               "newer open dragnoise_lora_fit.comfyui-0.33.json)", lora_fit=True)
+    real_photo("dragnoise_lora_fit.comfyui-0.33.json", "Real-photo fidelity on ComfyUI 0.33 and newer, whose "
+               "training nodes changed: fit a LoRA to the image with ComfyUI's training nodes (rank 16, 60 steps, "
+               "lr 5e-4, batch 4), then drag with it", lora_fit=True, comfy033=True)
     real_photo("dragnoise_controlnet.json", "A Canny ControlNet on the conditioning: its middle residual is "
                "added on top of the injected bottleneck", controlnet=True)
     generated()

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Prepares everything the pack's run and test commands need, idempotently:
-# a venv with torch, a real ComfyUI 0.3.75 (or $COMFYUI_PATH), the pack linked into
-# its custom_nodes/, and (with --browser) Debian's Chromium for the widget tests.
+# a venv with torch, a real ComfyUI, the pack linked into its custom_nodes/, and (with
+# --browser) Debian's Chromium for the widget tests.
+# ComfyUI: $COMFYUI_PATH (an unpacked source tree, used in place), else $COMFYUI_ARCHIVE (a
+# source .tar.gz/.tgz/.zip holding one ComfyUI/ folder, unpacked into $HOST/ComfyUI), else 0.3.75
+# from the registry. Each ComfyUI version pins its own frontend: give each its own DRAGNOISE_HOST.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HOST=${DRAGNOISE_HOST:-$ROOT/.host}
@@ -22,6 +25,25 @@ fi
 
 if [ -n "${COMFYUI_PATH:-}" ]; then
   COMFY=$(cd "$COMFYUI_PATH" && pwd)
+elif [ -n "${COMFYUI_ARCHIVE:-}" ]; then
+  COMFY=$HOST/ComfyUI
+  [ -f "$COMFYUI_ARCHIVE" ] || { echo "error: COMFYUI_ARCHIVE=$COMFYUI_ARCHIVE: no such file" >&2; exit 1; }
+  archive=$(cd "$(dirname "$COMFYUI_ARCHIVE")" && pwd)/$(basename "$COMFYUI_ARCHIVE")
+  # Unpack again only when the archive changed (its checksum is kept beside the tree).
+  sum=$(sha256sum "$archive" | cut -d' ' -f1)
+  if [ ! -f "$COMFY/main.py" ] || [ "$(cat "$HOST/.comfyui-archive" 2>/dev/null)" != "$sum" ]; then
+    tmp=$(mktemp -d)
+    case "$archive" in
+      *.zip) "$PY" -m zipfile -e "$archive" "$tmp" ;;
+      *) tar -xzf "$archive" -C "$tmp" ;;
+    esac
+    main=$(find "$tmp" -maxdepth 3 -name main.py -path '*/main.py' | head -1)
+    [ -n "$main" ] || { echo "error: no ComfyUI main.py in $archive" >&2; exit 1; }
+    rm -rf "$COMFY"
+    mv "$(dirname "$main")" "$COMFY"
+    rm -rf "$tmp"
+    echo "$sum" > "$HOST/.comfyui-archive"
+  fi
 else
   COMFY=$HOST/ComfyUI
   if [ ! -f "$COMFY/main.py" ]; then
@@ -42,6 +64,14 @@ if [ ! -f "$stamp" ] || [ "$COMFY/requirements.txt" -nt "$stamp" ] || [ "$ROOT/r
   # torch/torchvision are installed above; torchaudio is optional for ComfyUI and would pull another torch.
   grep -vE '^(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$HOST/comfy-req.txt"
   pipi -r "$HOST/comfy-req.txt" requests -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+  # ComfyUI 0.33 imports torchaudio at start-up (comfy/sd.py -> an audio VAE); 0.3.75 does not.
+  # No torchaudio is built for torch 2.14: 2.11.1 needs none of its compiled ops at import and for
+  # the pure-torch functions ComfyUI uses, so it goes in without its torch pin (--no-deps).
+  start=$(cd "$COMFY" && "$PY" -c 'import sys; sys.argv += ["--cpu"]; import comfy.options
+comfy.options.enable_args_parsing(); import comfy.sd' 2>&1 || true)
+  if [[ $start == *"No module named 'torchaudio'"* ]]; then
+    pipi --no-deps "torchaudio==${DRAGNOISE_TORCHAUDIO_VERSION:-2.11.1}"
+  fi
   touch "$stamp"
 fi
 

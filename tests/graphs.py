@@ -96,9 +96,10 @@ def plain_sample_prompt(advanced: bool, prefix: str) -> dict:
     return p
 
 
-def lora_fit_prompt(points, train_steps=2, batch=4, **drag) -> dict:
+def lora_fit_prompt(points, object_info: dict, train_steps=2, batch=4, **drag) -> dict:
     """Fit a LoRA to the one image with ComfyUI's own TrainLoraNode, then drag with it
-    (DragDiffusion/DragNoise's real-photo fidelity step)."""
+    (DragDiffusion/DragNoise's real-photo fidelity step). object_info: the server's /object_info, whose
+    training nodes differ by version (0.33 returns no MODEL first and asks for more inputs)."""
     p = drag_prompt(points, **drag)
     # ComfyUI 0.3.75's TrainLoraNode fails on a single latent tensor (multi_res unset); a list of
     # latents takes its working path, and 4 copies of the image give the official batch of 4.
@@ -109,8 +110,17 @@ def lora_fit_prompt(points, train_steps=2, batch=4, **drag) -> dict:
         "grad_accumulation_steps": 1, "steps": train_steps, "learning_rate": 0.0005, "rank": 16,
         "optimizer": "AdamW", "loss_function": "MSE", "seed": 0, "training_dtype": "fp32", "lora_dtype": "fp32",
         "algorithm": "LoRA", "gradient_checkpointing": False, "existing_lora": "[None]"}}
-    p["lora"] = {"class_type": "LoraModelLoader", "inputs": {"model": ["unet", 0], "lora": ["train", 1],
+    p["lora"] = {"class_type": "LoraModelLoader", "inputs": {"model": ["unet", 0], "lora": ["train", None],
                                                              "strength_model": 1.0}}
+    # the LORA_MODEL output where this ComfyUI has it (0.3.75: output 1 after MODEL; 0.33: output 0), and
+    # each required input we do not set (0.33's quantized_backward ... bypass_mode, LoraModelLoader's
+    # bypass) at the node's own default
+    p["lora"]["inputs"]["lora"][1] = object_info["TrainLoraNode"]["output"].index("LORA_MODEL")
+    for node in ("train", "lora"):
+        spec = object_info[p[node]["class_type"]]["input"]["required"]
+        for name, (_, *opts) in spec.items():
+            if name not in p[node]["inputs"]:  # (linked inputs are all set above)
+                p[node]["inputs"][name] = opts[0]["default"]
     for node in ("invert", "optimize", "patch"):
         p[node]["inputs"]["model"] = ["lora", 0]
     return p

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from test_widget import APP, SETTINGS
+from test_widget import APP, READY, SETTINGS
+
+from test_workflows import WORKFLOWS, for_this_comfyui
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 MIN_EDITOR = 256  # graph units (px at zoom 1)
 WINDOW = {"width": 1600, "height": 900}  # the window scripts/make_workflows.py fits each graph into
 
@@ -45,8 +46,7 @@ def page(browser, server_latest):
     settings.write_text(json.dumps(SETTINGS))
     p = browser.new_page(viewport=WINDOW)
     p.goto(server_latest.url, wait_until="domcontentloaded")
-    p.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
-                        timeout=90_000)
+    p.wait_for_function(READY, timeout=90_000)
     yield p
     p.close()
 
@@ -79,7 +79,7 @@ def test_workflows_open_without_overlaps(page, renderer):
         }}""", vue):
         pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
     problems = []
-    for path in WORKFLOWS:
+    for path in map(for_this_comfyui, WORKFLOWS):  # as a user of this ComfyUI opens them
         wf = json.loads(path.read_text())
         ds = wf["extra"]["ds"]
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", wf)

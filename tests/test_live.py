@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dragnoise_toy.model import SIZE as TOY_SIZE
-from test_widget import APP, FRONTENDS, SETTINGS, Screen
+from test_widget import APP, FRONTENDS, READY, SETTINGS, Screen
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = json.loads((ROOT / "workflows" / "dragnoise_toy_demo.json").read_text())
@@ -41,8 +41,7 @@ RECORD = f"""() => {{
 
 def open_page(page, srv, vue):
     page.goto(srv.url, wait_until="domcontentloaded")
-    page.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
-                           timeout=90_000)
+    page.wait_for_function(READY, timeout=90_000)
     if vue and not page.evaluate(f"""async () => {{
             const s = {APP}.extensionManager?.setting;
             if (!s) return false;

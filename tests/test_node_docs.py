@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_widget import APP, SETTINGS
+from test_widget import APP, READY, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = "comfyui-dragnoise"  # the folder name ComfyServer links the pack as
@@ -42,8 +42,7 @@ def test_docs_panel_shows_the_page(browser, server_latest, locale, words):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     try:
         page.goto(server_latest.url, wait_until="domcontentloaded")
-        page.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoiseOptimize",
-                               timeout=90_000)
+        page.wait_for_function(READY, timeout=90_000)
         # as a user: select the node, press the selection toolbox's Node Info button
         wf = json.loads((ROOT / "workflows" / "dragnoise_toy_demo.json").read_text())
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", wf)

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import urllib.error
@@ -374,9 +375,15 @@ def test_interrupt_stops_quickly_and_leaves_nothing_behind(rserver, stage, node)
     OUTCOMES.append((f"interrupt during {stage}", "execution_interrupted",
                      f"at step {at}, stopped by step {last} of {events_max(long, stage)} in {stopped_in:.2f}s"))
 
-    # the next prompt is exactly what it is without an interrupt before it, and the MODEL is unpatched
-    again = pixels(rserver.image(run_fresh(rserver, graphs.drag_prompt(DRAG, prefix=f"int_again_{stage}", **FAST),
-                                           must_run=(node, "optimize")), "save"))
+    # the next prompt is exactly what it is without an interrupt before it, and the MODEL is unpatched.
+    # The same image under a new name: ComfyUI 0.33's default cache (RAM pressure) keeps the reference
+    # run's outputs, where 0.3.75's classic one kept only the last prompt's; a new file name makes the
+    # image, inversion and optimization run again while the loaders (and their MODEL) stay cached.
+    name = f"int_again_{stage}.png"
+    shutil.copyfile(Path(rserver.base) / "input" / graphs.IMAGE, Path(rserver.base) / "input" / name)
+    again_prompt = graphs.drag_prompt(DRAG, prefix=f"int_again_{stage}", **FAST)
+    again_prompt["image"]["inputs"]["image"] = name
+    again = pixels(rserver.image(run_fresh(rserver, again_prompt, must_run=(node, "optimize")), "save"))
     assert np.array_equal(again, ref)
     assert np.array_equal(plain(rserver, seed, advanced=True), before)
 

@@ -92,7 +92,7 @@ def test_redrag_with_new_points_reuses_the_inversion(server):
 
 
 def test_lora_fitted_with_core_training_nodes_feeds_the_drag(server):
-    entry = server.run(graphs.lora_fit_prompt(DRAG, train_steps=2, batch=2, prefix="lora_fit", iterations=2))
+    entry = server.run(graphs.lora_fit_prompt(DRAG, server.get("/object_info"), train_steps=2, batch=2, prefix="lora_fit", iterations=2))
     assert {"train", "lora", "invert", "optimize"} <= executed_nodes(entry)
     assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
 

@@ -45,6 +45,11 @@ def workflow(linked: bool = True) -> dict:
 
 ZOOM = {"scale": 1.7, "offset": [-180, 120]}
 APP = "(window.comfyAPI?.app?.app ?? window.app)"
+# Started: the pack's nodes registered and the frontend's own first workflow open. Frontends 1.49+ open
+# it (the default graph) only after the node types are registered, and would replace a graph a test
+# loaded in between; 1.32 had opened it before.
+READY = (f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints"
+         f" && {APP}.extensionManager?.workflow?.activeWorkflow")
 
 
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False}
@@ -56,8 +61,7 @@ def open_editor(page, srv, vue: bool, linked: bool = True):
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(SETTINGS))
     page.goto(srv.url, wait_until="domcontentloaded")
-    page.wait_for_function(f"() => {APP}?.graph && window.LiteGraph?.registered_node_types?.DragNoisePoints",
-                           timeout=90_000)
+    page.wait_for_function(READY, timeout=90_000)
     if vue:
         has = page.evaluate(f"""async () => {{
             const s = {APP}.extensionManager?.setting;

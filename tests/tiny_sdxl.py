@@ -9,6 +9,7 @@ ComfyUI), the VAE a TAESD. All weights seeded random: plumbing and timing only.
 """
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -66,7 +67,13 @@ def write_checkpoint(models_dir, seed: int = 0) -> str:
     with torch.no_grad():  # ComfyUI's taesd loader sets these for its files; a checkpoint carries them
         vae.vae_scale.fill_(comfy.latent_formats.SDXL().scale_factor)
         vae.vae_shift.zero_()
-    sd = model.state_dict_for_saving(clip.state_dict(), vae.state_dict())
+    parts = dict(clip_state_dict=clip.state_dict(), vae_state_dict=vae.state_dict())
+    if "unet_state_dict" in inspect.signature(model.state_dict_for_saving).parameters:
+        # newer ComfyUI (0.33) has the caller hand in the UNet's weights (ModelPatcher does); 0.3.75 read
+        # them itself, and a positional CLIP there would be saved under the UNet's prefix, undetectable
+        sd = model.state_dict_for_saving(model.diffusion_model.state_dict(), **parts)
+    else:
+        sd = model.state_dict_for_saving(**parts)
     sd = {k: v.to(torch.float16).contiguous() if v.is_floating_point() else v.contiguous() for k, v in sd.items()}
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # other sessions may share the models folder
     safetensors.torch.save_file(sd, str(tmp))
