@@ -177,6 +177,7 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
 if __name__ == "__main__":
     import argparse
     from dragnoise_toy.comfy_env import import_comfy
+    from dragnoise.memory import GIB, estimate_bytes
     ap = argparse.ArgumentParser(description="FLOPs and saved-tensor memory of a DragNoise iteration on SDXL (meta device)")
     ap.add_argument("--sizes", default="1024")
     ap.add_argument("--layout", choices=["full", "vega"], default="full")
@@ -188,7 +189,7 @@ if __name__ == "__main__":
     print("|" + "---|" * 9)
     for s in (int(v) for v in a.sizes.split(",")):
         r = count(a.layout, s)
-        total = r["weights_gib"] + r["replayed_weight_copies_gib"] + r["saved_activations_gib"]
+        total = estimate_bytes(r, low_memory=True) / GIB  # the engine's refusal uses the same sum
         print(f"| {s} px | {r['forward_tflop']:.2f} TFLOP | {r['iteration_tflop']:.2f} TFLOP (**{r['iteration_fwd']:.2f} fwd**) | "
               f"{r['weights_gib']:.2f} GiB | {r['replayed_weight_copies_gib']:.2f} GiB | {r['saved_activations_gib']:.2f} GiB | "
-              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB | {total + r['upsampled_feature_gib']:.1f} GiB |")
+              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB | {estimate_bytes(r) / GIB:.1f} GiB |")
