@@ -30,6 +30,7 @@ Diagnostics per case (and their means), so a failure says where it fails:
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import math
 import platform
@@ -50,6 +51,9 @@ from dragnoise_toy.comfy_env import import_comfy  # noqa: E402
 from bench.metrics import psnr, score_drag  # noqa: E402
 
 METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
+# more on request (--methods): DragNoise ignoring the case's mask, and DragNoise keeping the image
+# outside the mask during propagation (it reuses "dragnoise"'s optimization when both run)
+EXTRA_METHODS = ("dragnoise_nomask", "dragnoise_keep")
 
 
 class Toy:
@@ -100,11 +104,11 @@ class Toy:
     def unet_input(self, x, s):
         return x / (1 + s ** 2) ** 0.5, self.ms.timestep(torch.tensor([s], device=self.device))
 
-    def invert(self, z):
+    def invert(self, z, trajectory=None):
         from dragnoise import ddim_invert, inversion_sigmas
         path = inversion_sigmas(self.sched, self.inverted, float(self.ms.sigma_min))
         with torch.inference_mode():
-            return ddim_invert(self.denoise, z, path)
+            return ddim_invert(self.denoise, z, path, trajectory=trajectory)
 
     def record(self, xt):
         """One UNet forward at the editing step, recorded for replay (bottleneck, drag feature)."""
@@ -198,7 +202,7 @@ def run_dragdiffusion(toy: Toy, xt, handles, targets, config, mask, grid):
     return toy.sample(r.latent / abar ** 0.5), r.iterations, r.handles, None
 
 
-def score_case(case, image_in, image_out) -> dict:
+def score_case(case, image_in, image_out, mask=None) -> dict:
     """Per moved shape: centroid shift vs drag; PSNR outside every moved shape (before, after, expected)."""
     from dragnoise_toy.data import shape_mask
     scene = case.scene
@@ -221,18 +225,22 @@ def score_case(case, image_in, image_out) -> dict:
             along.append((sd.shift[0] * d[0] + sd.shift[1] * d[1]) / length ** 2)
         lengths.append(length)
     p = psnr(image_in, image_out, outside) if outside.sum() > 0 else float("nan")
+    pm = psnr(image_in, image_out, 1 - mask) if mask is not None and (mask < 0.5).any() else None
     return {"error": float(np.mean(errs)), "drag_length": float(np.mean(lengths)),
             "success": all(e <= ln / 4 for e, ln in zip(errs, lengths)), "lost": lost,
             "shift_along": float(np.mean(along)),
-            "psnr_outside": p, "psnr_outside_finite": p if math.isfinite(p) else 99.0}
+            "psnr_outside": p, "psnr_outside_finite": p if math.isfinite(p) else 99.0,
+            "psnr_outside_mask": None if pm is None else (pm if math.isfinite(pm) else 99.0)}
 
 
 def summarize(rows: list[dict]) -> dict:
     mean = lambda k: statistics.fmean(r[k] for r in rows)  # noqa: E731
+    masked = [r for r in rows if r.get("psnr_outside_mask") is not None]
     return {"cases": len(rows), "drag_length": mean("drag_length"), "mean_error": mean("error"),
             "mean_relative_error": statistics.fmean(r["error"] / r["drag_length"] for r in rows),
             "success_rate": mean("success"), "lost_shapes": sum(r["lost"] for r in rows),
             "mean_psnr_outside": mean("psnr_outside_finite"), "mean_iterations": mean("iterations"),
+            "mean_psnr_outside_mask": (statistics.fmean(r["psnr_outside_mask"] for r in masked) if masked else None),
             "mean_shift_along": mean("shift_along"),
             "median_shift_along": statistics.median(r["shift_along"] for r in rows),
             "mean_handle_travel": (statistics.fmean(r["handle_travel"] for r in rows)
@@ -255,13 +263,14 @@ def handle_travel(init, final, targets) -> float:
 
 def table(summary: dict) -> str:
     rows = ["| method | cases | drag length (px) | centroid error before -> after (px) | within 1/4 drag | "
-            "lost shapes | PSNR outside (dB) | shift along drag, mean / median | handle travel | iterations | "
-            "opt. s | total s / case |", "|" + "---|" * 12]
+            "lost shapes | PSNR outside (dB) | PSNR outside mask (dB) | shift along drag, mean / median | "
+            "handle travel | iterations | opt. s | total s / case |", "|" + "---|" * 13]
     for m, s in summary.items():
         travel = "-" if s["mean_handle_travel"] is None else f"{100 * s['mean_handle_travel']:.0f}%"
+        in_mask = "-" if s.get("mean_psnr_outside_mask") is None else f"{s['mean_psnr_outside_mask']:.1f}"
         rows.append(f"| {m} | {s['cases']} | {s['drag_length']:.1f} | {s['drag_length']:.1f} -> {s['mean_error']:.1f} "
                     f"({100 * s['mean_relative_error']:.0f}% of length) | {100 * s['success_rate']:.0f}% | "
-                    f"{s['lost_shapes']} | {s['mean_psnr_outside']:.1f} | "
+                    f"{s['lost_shapes']} | {s['mean_psnr_outside']:.1f} | {in_mask} | "
                     f"{100 * s['mean_shift_along']:.0f}% / {100 * s['median_shift_along']:.0f}% | {travel} | "
                     f"{s['mean_iterations']:.1f} | {s['mean_opt_seconds']:.2f} | {s['mean_total_seconds']:.2f} |")
     return "\n".join(rows)
@@ -311,7 +320,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 either way: the CPU's numbers)")
     ap.add_argument("--low-memory", action="store_true", help="DragNoise samples the feature on the grid (node option)")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"of {METHODS + EXTRA_METHODS}")
+    ap.add_argument("--masks", choices=("some", "all"), default="some",
+                    help="all: every case gets the box around its drag's path as its editable mask "
+                         "(default: every third case, as drag_cases makes them)")
     ap.add_argument("--start", type=int, default=0, help="run cases[start:] only (one half per CPU core)")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="combine these runs' --json files (e.g. two --start halves) into one report, then exit")
@@ -322,7 +334,7 @@ def main(argv=None):
         return merge(a.merge, a.json)
     torch.set_num_threads(a.threads)
     import_comfy(a.device, stub_missing=a.device != "cpu", extra_args=("--force-fp32",))
-    from dragnoise import DragConfig, parse_points
+    from dragnoise import DragConfig, KeepOutside, feathered, parse_points
     from dragnoise_toy.data import drag_cases
     from dragnoise_toy.model import SIZE
 
@@ -341,12 +353,15 @@ def main(argv=None):
         size = case.scene.size
         grid = (size // 2, size // 2)  # supervision grid: half the image, as the node
         handles, targets = parse_points(case.pairs).scaled(0.5, 0.5)  # as the node
+        if a.masks == "all" and case.mask is None:
+            case = replace(case, mask=case.path_box())
         mask = case.mask_array()
         row = {"name": case.name, "pairs": case.pairs, "drags": case.drags, "mask": case.mask}
         outs = [img, case.expected().render()]
         t0 = time.perf_counter()
         z_in = toy.encode(img)
-        xt = toy.invert(z_in)
+        trajectory, optimized = [], {}
+        xt = toy.invert(z_in, trajectory)
         t_inv = time.perf_counter() - t0
         b0 = b_or = None
         if "oracle" in methods:
@@ -359,14 +374,26 @@ def main(argv=None):
                 x = toy.sample(xt)
             elif m == "oracle":
                 x = toy.sample(xt, toy.injected(b_or))
+            elif m == "dragnoise_nomask":
+                x, its, final, b = run_dragnoise(toy, xt, handles, targets, config(a.lr), None, grid, a.low_memory)
+            elif m == "dragnoise_keep":  # the masked optimization (dragnoise's, if it ran), kept outside
+                if "dragnoise" not in optimized:
+                    r, _ = optimize_dragnoise(toy, xt, handles, targets, config(a.lr), mask, grid, a.low_memory)
+                    optimized["dragnoise"] = (r.iterations, r.handles, r.bottleneck)
+                its, final, b = optimized["dragnoise"]
+                to = toy.injected(b)
+                if mask is not None:
+                    to = KeepOutside(feathered(editable_grid(mask, tuple(xt.shape[-2:]))), trajectory).transformer_options(to)
+                x = toy.sample(xt, to)
             elif m == "dragnoise":
                 x, its, final, b = run_dragnoise(toy, xt, handles, targets, config(a.lr), mask, grid, a.low_memory)
+                optimized["dragnoise"] = (its, final, b)
             else:
                 x, its, final, b = run_dragdiffusion(toy, xt, handles, targets, config(a.dd_lr), mask, grid)
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
-            s = score_case(case, img, out)
-            s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragdiffusion") else 0.0,
+            s = score_case(case, img, out, mask)
+            s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragnoise_nomask", "dragdiffusion") else 0.0,
                      total_seconds=t_inv + time.perf_counter() - t1, tracked_handles=final,
                      handle_travel=None if final is None else handle_travel(handles, final, targets))
             if m == "dragnoise" and b_or is not None:

@@ -8,12 +8,12 @@ from .points import DragPoints, PointsError, parse_points
 from .inversion import ddim_invert, inversion_sigmas
 from .unet import DecoderReplay, feature_block_index, NotAUNetError
 from .optimize import DragConfig, DragResult, drag_loop, optimize_bottleneck, alignment_loss, track_handles
-from .propagation import PropagationWindow
+from .propagation import KeepOutside, PropagationWindow, feathered
 
 __all__ = [
     "DragPoints", "PointsError", "parse_points",
     "ddim_invert", "inversion_sigmas",
     "DecoderReplay", "feature_block_index", "NotAUNetError",
     "DragConfig", "DragResult", "drag_loop", "optimize_bottleneck", "alignment_loss", "track_handles",
-    "PropagationWindow",
+    "KeepOutside", "PropagationWindow", "feathered",
 ]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 class PropagationWindow:
@@ -65,3 +66,64 @@ class PropagationWindow:
         if state["ctrl_mid"] is not None:
             h = h + state["ctrl_mid"]
         return h, hsp
+
+
+def feathered(editable: torch.Tensor, cells: int = 1) -> torch.Tensor:
+    """An editable region at latent resolution [1,1,h,w] (1 = may change), feathered outward.
+
+    The `cells` rings around it blend (0.5, 0.25, ...), so the sampler can join the edit to what is
+    kept; cells further out are 0 and keep the input exactly.
+    """
+    m = editable.float()
+    for _ in range(cells):
+        m = torch.maximum(m, 0.5 * F.max_pool2d(m, 3, stride=1, padding=1))
+    return m
+
+
+class KeepOutside:
+    """Blended propagation: outside the editable region the latent follows the inversion's own path.
+
+    Use `wrapper` as an apply_model wrapper (it sees the sampler's latent and returns the denoised
+    estimate). At each step the kept cells of the input are set to the inversion's latent at that
+    sigma, so the UNet sees the untouched surroundings, and their denoised estimate is the clean
+    latent, so the final step lands on it exactly: the rest of the image is the input's VAE
+    reconstruction, whatever the sampler. `trajectory` is [(sigma, latent)] in ascending sigma from
+    the clean latent at sigma 0, in the sampler's latent space, as ddim_invert records it.
+    """
+    KEY = "dragnoise_keep"
+
+    def __init__(self, editable: torch.Tensor, trajectory: list[tuple[float, torch.Tensor]]):
+        if not trajectory or trajectory[0][0] != 0.0:
+            raise ValueError("KeepOutside needs the inversion's trajectory, starting at the clean latent")
+        self.editable = editable
+        self.sigmas = [float(s) for s, _ in trajectory]
+        self.latents = [x for _, x in trajectory]
+        self.clean = self.latents[0]
+
+    def transformer_options(self, to: dict | None = None) -> dict:
+        """`to` with this wrapper added (for a direct apply_model call; the node sets it on a MODEL clone)."""
+        to = dict(to or {})
+        wrappers = {k: dict(v) for k, v in to.get("wrappers", {}).items()}
+        wrappers.setdefault("apply_model", {})[self.KEY] = [self.wrapper]
+        return {**to, "wrappers": wrappers}
+
+    def latent_at(self, sigma: float) -> torch.Tensor:
+        """The inversion's latent at `sigma`: the visited one, or linear between the two around it
+        (samplers that evaluate between schedule steps)."""
+        s = self.sigmas
+        if sigma <= s[0]:
+            return self.latents[0]
+        for i in range(1, len(s)):
+            if sigma <= s[i] * (1 + 1e-4):
+                if abs(sigma - s[i]) <= 1e-4 * s[i]:
+                    return self.latents[i]
+                w = (sigma - s[i - 1]) / (s[i] - s[i - 1])
+                return torch.lerp(self.latents[i - 1], self.latents[i], w)
+        return self.latents[-1]
+
+    def wrapper(self, executor, x, t, *args, **kwargs):
+        m = self.editable.to(device=x.device, dtype=x.dtype)
+        sigma = float(torch.as_tensor(t).flatten().max())
+        x = m * x + (1 - m) * self.latent_at(sigma).to(device=x.device, dtype=x.dtype)
+        denoised = executor(x, t, *args, **kwargs)
+        return m * denoised + (1 - m) * self.clean.to(device=denoised.device, dtype=denoised.dtype)

@@ -107,6 +107,16 @@ class DragCase:
             shapes[i] = shapes[i].moved(dx, dy)
         return replace(self.scene, shapes=tuple(shapes))
 
+    def path_box(self, margin: int = 6) -> list:
+        """The box around the moved shapes before and after, `margin` px wider: what a user would paint."""
+        xs, ys = [], []
+        for i, (dx, dy) in zip(self.moved, self.drags):
+            x0, y0, x1, y1 = self.scene.shapes[i].bbox()
+            xs += [x0, x1, x0 + dx, x1 + dx]
+            ys += [y0, y1, y0 + dy, y1 + dy]
+        size = self.scene.size
+        return [max(min(xs) - margin, 0), max(min(ys) - margin, 0), min(max(xs) + margin, size), min(max(ys) + margin, size)]
+
     def mask_array(self) -> np.ndarray | None:
         if self.mask is None:
             return None
@@ -164,14 +174,10 @@ def drag_cases(n: int = 60, seed: int = 0, size: int = 128) -> list[DragCase]:
             for ox, oy in offsets:
                 hx, hy = round(s.cx + ox * s.r), round(s.cy + oy * s.r)
                 pairs.append({"handle": [hx, hy], "target": [hx + dx, hy + dy]})
-        mask = None
+        case = DragCase(f"{k:02d}_{kind}", scene, pairs, moved, drags, None)
         if k % 3 == 2:
-            xs = [v for i, (dx, dy) in zip(moved, drags) for v in (scene.shapes[i].bbox()[0], scene.shapes[i].bbox()[2],
-                                                                    scene.shapes[i].bbox()[0] + dx, scene.shapes[i].bbox()[2] + dx)]
-            ys = [v for i, (dx, dy) in zip(moved, drags) for v in (scene.shapes[i].bbox()[1], scene.shapes[i].bbox()[3],
-                                                                    scene.shapes[i].bbox()[1] + dy, scene.shapes[i].bbox()[3] + dy)]
-            mask = [max(min(xs) - 6, 0), max(min(ys) - 6, 0), min(max(xs) + 6, size), min(max(ys) + 6, size)]
-        cases.append(DragCase(f"{k:02d}_{kind}{'_mask' if mask else ''}", scene, pairs, moved, drags, mask))
+            case = replace(case, name=case.name + "_mask", mask=case.path_box())
+        cases.append(case)
     return cases
 
 

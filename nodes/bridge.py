@@ -208,6 +208,13 @@ def with_diffusion_wrapper(model, key: str, wrapper):
     return m
 
 
+def with_apply_model_wrapper(model, key: str, wrapper):
+    """A clone of `model` whose apply_model (sampler latent in, denoised out) goes through `wrapper`."""
+    m = model.clone()
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, wrapper)
+    return m
+
+
 def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
     """One UNet forward at `sigma` through ComfyUI sampling, recorded for replay; returns work(replay, x0).
 

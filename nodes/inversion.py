@@ -52,13 +52,15 @@ class DragNoiseInversion(io.ComfyNode):
         ms = model.get_model_object("model_sampling")
         path = inversion_sigmas(schedule, inversion_steps, float(ms.sigma_min))
         update = progress(inversion_steps)
+        trajectory = []  # the path taken: propagation keeps the unmasked rest on it
 
         def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
             s_in = x.new_ones([x.shape[0]])
-            return ddim_invert(lambda xi, s: model_k(xi, s * s_in, **(extra_args or {})), x, sigmas.tolist(), update)
+            return ddim_invert(lambda xi, s: model_k(xi, s * s_in, **(extra_args or {})), x, sigmas.tolist(), update,
+                               trajectory)
 
         inverted = run_sampler(model, positive, samples, path, sampler)
         start = steps - inversion_steps
         inversion = {"latent": inverted, "sigma": schedule[start], "schedule": schedule,
-                     "steps": steps, "inversion_steps": inversion_steps}
+                     "steps": steps, "inversion_steps": inversion_steps, "trajectory": trajectory}
         return io.NodeOutput({"samples": inverted}, inversion, steps, start)

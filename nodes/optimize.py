@@ -1,7 +1,7 @@
 """Bottleneck optimization at the editing step (semantic alignment + handle tracking)."""
 from comfy_api.latest import io
 
-from ..dragnoise import DragConfig, optimize_bottleneck
+from ..dragnoise import DragConfig, feathered, optimize_bottleneck
 from ..dragnoise.points import EMPTY
 from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, kept_region,
                      previewer_for, range_problem, record_edit_step, require_unet, single_latent)
@@ -74,6 +74,7 @@ class DragNoiseOptimize(io.ComfyNode):
         handles, targets = points.scaled(0.5, 0.5)
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         previewer = previewer_for(model)
+        kept = kept_region(mask, (height, width), (lh, lw))  # named errors for a bad mask; None: nothing painted
 
         def work(replay, x0):
             b = replay.bottleneck
@@ -91,5 +92,8 @@ class DragNoiseOptimize(io.ComfyNode):
         r = record_edit_step(model, positive, latent, inversion["sigma"], work)
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
                       "steps": inversion["steps"], "inversion_steps": inversion["inversion_steps"],
-                      "iterations": r.iterations, "reached": r.reached, "handles": r.handles}
+                      "iterations": r.iterations, "reached": r.reached, "handles": r.handles,
+                      # for keeping the rest of the image during propagation (the Propagation Patch's switch)
+                      "editable": None if kept is None else feathered(1 - kept),
+                      "trajectory": inversion.get("trajectory")}
         return io.NodeOutput(bottleneck)

@@ -1,8 +1,8 @@
 """MODEL patch for diffusion semantic propagation of the optimized bottleneck."""
 from comfy_api.latest import io
 
-from ..dragnoise import PropagationWindow
-from .bridge import BottleneckType, DragNoiseInputError, require_unet, with_diffusion_wrapper
+from ..dragnoise import KeepOutside, PropagationWindow
+from .bridge import BottleneckType, DragNoiseInputError, require_unet, with_apply_model_wrapper, with_diffusion_wrapper
 
 
 class DragNoisePropagation(io.ComfyNode):
@@ -19,13 +19,17 @@ class DragNoisePropagation(io.ComfyNode):
                 io.Int.Input("end_step", default=0, min=0, max=1000,
                              tooltip="t': the last end_step denoising steps run the UNet unchanged to refine detail "
                                      "(official default 0 = inject at every step; its UI suggests 10)."),
+                io.Boolean.Input("keep_outside_mask", default=True, optional=True,
+                                 tooltip="With a mask painted for Optimize: outside it the image stays as it was "
+                                         "(the sampler follows the inversion there). Off: the official behaviour, "
+                                         "where the whole image is re-synthesized. No effect without a mask."),
             ],
             outputs=[io.Model.Output("patched_model", display_name="model",
                                           tooltip="A patched clone: sample the inverted latent with it.")],
         )
 
     @classmethod
-    def execute(cls, model, bottleneck, end_step) -> io.NodeOutput:
+    def execute(cls, model, bottleneck, end_step, keep_outside_mask=True) -> io.NodeOutput:
         require_unet(model)  # a DiT would never call the bottleneck patch: the drag would silently vanish
         steps, inverted = bottleneck["steps"], bottleneck["inversion_steps"]
         if end_step >= inverted:
@@ -38,4 +42,7 @@ class DragNoisePropagation(io.ComfyNode):
                                    how_to_sample=hint)
         m = with_diffusion_wrapper(model, PropagationWindow.KEY, window.wrapper)
         m.set_model_output_block_patch(window.output_block_patch)
+        if keep_outside_mask and bottleneck.get("editable") is not None and bottleneck.get("trajectory"):
+            m = with_apply_model_wrapper(m, KeepOutside.KEY,
+                                         KeepOutside(bottleneck["editable"], bottleneck["trajectory"]).wrapper)
         return io.NodeOutput(m)

@@ -132,3 +132,48 @@ def test_accuracy_bench_quick(comfy_cpu, tmp_path):
     assert set(report["diagnostics"]) == {"oracle_feature_ratio", "oracle_feature_cos", "oracle_x0_ratio",
                                           "oracle_x0_cos", "dn_oracle_cos", "oracle_b_change", "dn_b_change"}
     assert report["summary"]["dragnoise"]["cases"] == 2 and "| dragnoise |" in r.stdout
+
+
+def box_mask(box, size) -> dict:
+    """A painted box (1 = may change) made with ComfyUI's own mask nodes, as a drag_prompt mask."""
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    return {"canvas": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": size, "height": size}},
+            "box": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": x1 - x0, "height": y1 - y0}},
+            "editable": {"class_type": "MaskComposite", "inputs": {
+                "destination": ["canvas", 0], "source": ["box", 0], "x": x0, "y": y0, "operation": "add"}}}
+
+
+def test_toy_drag_with_a_mask_keeps_the_rest_of_the_image(server):
+    """With a painted mask the Propagation Patch keeps the image outside it: there the output is the
+    input's own VAE reconstruction (the latent is the encoded input's, exactly), while the disc inside
+    still moves. The official behaviour (keep_outside_mask off) re-synthesizes the rest: the same
+    comparison fails there, so the test can fail."""
+    from PIL import Image
+    from bench.metrics import psnr, score_drag
+    from dragnoise_toy.data import DragCase, random_scene, shape_mask
+    scene = random_scene(np.random.default_rng(SCENE), TOY_SIZE)
+    drag = [POINTS[0]["target"][i] - POINTS[0]["handle"][i] for i in (0, 1)]
+    box = DragCase("demo", scene, POINTS, [0], [drag], None).path_box()
+    # the 1-px feathered ring (one latent cell = 8 px) and the VAE decoder's reach: 16 px more
+    outside = np.ones((TOY_SIZE, TOY_SIZE), np.float32)
+    outside[max(int(box[1]) - 16, 0):int(box[3]) + 16, max(int(box[0]) - 16, 0):int(box[2]) + 16] = 0
+    p = toy_drag_prompt(POINTS, prefix="keep", iterations=60)
+    p.update(box_mask(box, TOY_SIZE))
+    p["optimize"]["inputs"]["mask"] = ["editable", 0]
+    # the official behaviour from the same optimization, and the input's plain VAE round trip
+    p["patch_off"] = {**p["patch"], "inputs": {**p["patch"]["inputs"], "keep_outside_mask": False}}
+    p["sample_off"] = {**p["sample"], "inputs": {**p["sample"]["inputs"], "model": ["patch_off", 0]}}
+    p["decode_off"] = {**p["decode"], "inputs": {**p["decode"]["inputs"], "samples": ["sample_off", 0]}}
+    p["save_off"] = {**p["save"], "inputs": {"images": ["decode_off", 0], "filename_prefix": "keep_off"}}
+    p["decode_rec"] = {**p["decode"], "inputs": {**p["decode"]["inputs"], "samples": ["encode", 0]}}
+    p["save_rec"] = {**p["save"], "inputs": {"images": ["decode_rec", 0], "filename_prefix": "keep_rec"}}
+    entry = server.run(p, timeout=600)
+    load = lambda node: np.asarray(Image.open(io.BytesIO(server.image(entry, node))).convert("RGB"), np.float32) / 255  # noqa: E731
+    kept, off, rec = load("save"), load("save_off"), load("save_rec")
+    p_kept, p_off = psnr(rec, kept, outside), psnr(rec, off, outside)
+    print(f"outside the mask, against the input's VAE reconstruction: kept {p_kept:.1f} dB, official {p_off:.1f} dB")
+    assert p_kept > 45, f"keeping changed the rest of the image: {p_kept:.1f} dB against the reconstruction"
+    assert p_off < p_kept - 10, f"without keeping the rest is as close ({p_off:.1f} dB): the test proves nothing"
+    before = scene.render()
+    s = score_drag(shape_mask(before, scene, 0), shape_mask(kept, scene, 0), drag, before, kept)
+    assert s.shift[0] > 0.25 * drag[0], f"with keeping the disc moved only {s.shift[0]:.1f} of {drag[0]} px"
