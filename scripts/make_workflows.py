@@ -68,7 +68,7 @@ SPEC = {
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
                          ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory"]),
     "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("model", "MODEL")],
-                             ["end_step"]),
+                             ["end_step", "keep_outside_mask"]),
     "DragNoiseToyModelLoader": ([], [("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING")], []),
     "DragNoiseToyScene": ([], [("image", "IMAGE")], ["scene", "size"]),
     "Note": ([], [], ["text"]),
@@ -181,7 +181,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(pts, 0, opt, "points")
     if mask is not None:
         g.link(mask, 1, opt, "mask")
-    patch = g.add("DragNoisePropagation", (x + 460, 330), [0])
+    patch = g.add("DragNoisePropagation", (x + 460, 330), [0, True])
     g.link(model, 0, patch, "model")
     g.link(opt, 0, patch, "bottleneck")
     ks = g.add("KSamplerAdvanced", (x + 820, 40),
