@@ -201,17 +201,14 @@ def run_sampler(model, positive, latent: torch.Tensor, sigmas, sampler_fn) -> to
                                       disable_pbar=True, seed=0)
 
 
-def with_diffusion_wrapper(model, key: str, wrapper):
-    """A clone of `model` whose UNet forward goes through `wrapper`; the original is untouched."""
+def with_wrappers(model, diffusion_model=None, apply_model=None):
+    """A clone of `model` with (key, wrapper) pairs around its UNet forward (`diffusion_model`) and/or
+    its apply_model (sampler latent in, denoised out); the original is untouched."""
     m = model.clone()
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, key, wrapper)
-    return m
-
-
-def with_apply_model_wrapper(model, key: str, wrapper):
-    """A clone of `model` whose apply_model (sampler latent in, denoised out) goes through `wrapper`."""
-    m = model.clone()
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, key, wrapper)
+    for kind, pair in ((comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, diffusion_model),
+                       (comfy.patcher_extension.WrappersMP.APPLY_MODEL, apply_model)):
+        if pair is not None:
+            m.add_wrapper_with_key(kind, *pair)
     return m
 
 
@@ -244,7 +241,7 @@ def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
         model_k(x, sigmas[:1].expand(x.shape[0]), **(extra_args or {}))
         return x
 
-    run_sampler(with_diffusion_wrapper(model, "dragnoise_record", wrapper), positive, latent, [sigma, 0.0], sampler)
+    run_sampler(with_wrappers(model, diffusion_model=("dragnoise_record", wrapper)), positive, latent, [sigma, 0.0], sampler)
     return out["result"]
 
 

@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from ..dragnoise import KeepOutside, PropagationWindow
-from .bridge import BottleneckType, DragNoiseInputError, require_unet, with_apply_model_wrapper, with_diffusion_wrapper
+from .bridge import BottleneckType, DragNoiseInputError, require_unet, with_wrappers
 
 
 class DragNoisePropagation(io.ComfyNode):
@@ -40,9 +40,9 @@ class DragNoisePropagation(io.ComfyNode):
                 f"start_at_step {steps - inverted}, add_noise disable")
         window = PropagationWindow(bottleneck["bottleneck"], schedule[steps - inverted], schedule[steps - 1 - end_step],
                                    how_to_sample=hint)
-        m = with_diffusion_wrapper(model, PropagationWindow.KEY, window.wrapper)
-        m.set_model_output_block_patch(window.output_block_patch)
+        keep = None
         if keep_outside_mask and bottleneck.get("editable") is not None and bottleneck.get("trajectory"):
-            m = with_apply_model_wrapper(m, KeepOutside.KEY,
-                                         KeepOutside(bottleneck["editable"], bottleneck["trajectory"]).wrapper)
+            keep = (KeepOutside.KEY, KeepOutside(bottleneck["editable"], bottleneck["trajectory"]).wrapper)
+        m = with_wrappers(model, diffusion_model=(PropagationWindow.KEY, window.wrapper), apply_model=keep)
+        m.set_model_output_block_patch(window.output_block_patch)
         return io.NodeOutput(m)
