@@ -56,13 +56,13 @@ class GradSafeWeights:
     torch.func.functional_call, which re-parametrizes every weight on each call.
     """
 
-    def __init__(self, modules):
+    def __init__(self, modules, make=_grad_safe):
         self.swaps = []
         for module in modules:
             for sub in module.modules():
                 for store in (sub._parameters, sub._buffers):
                     for key, t in store.items():
-                        safe = _grad_safe(t)
+                        safe = make(t)
                         if safe is not t:
                             new = torch.nn.Parameter(safe, requires_grad=False) if store is sub._parameters else safe
                             self.swaps.append((store, key, t, new))
@@ -141,6 +141,16 @@ class DecoderReplay:
     def feature(self) -> torch.Tensor:
         """The recorded decoder feature (output of output block `index`)."""
         return self.h_in[self.index + 1]
+
+    def release(self) -> None:
+        """Drop every recorded tensor and the grad-safe weight copies (after `with replay:` has exited).
+
+        Closures that outlive a cancelled run (a progress callback kept by the exception's traceback)
+        may still reach this object; it then holds nothing heavy.
+        """
+        self.skips, self.h_in, self.transformer_index = {}, {}, {}
+        self.emb = self.y = self.ctrl_mid = self.context = self.options = None
+        self._weights = None
 
     # --- replay, with autograd ------------------------------------------------------------------
     def prepare(self):

@@ -6,9 +6,12 @@ conds, hooks) and cleaned up exactly as the core samplers do it.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import sys
 import time
+import traceback
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +29,7 @@ from comfy_execution.utils import get_executing_context
 from comfy_api.latest import io
 
 from ..dragnoise import DecoderReplay, NotAUNetError, feature_block_index
+from ..dragnoise.memory import check_fits, optimization_bytes
 
 PointsType = io.Custom("DRAGNOISE_POINTS")
 InversionType = io.Custom("DRAGNOISE_INVERSION")
@@ -212,12 +216,54 @@ def with_wrappers(model, diffusion_model=None, apply_model=None):
     return m
 
 
-def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
+def _sdpa_attention(func, *args, **kwargs):
+    # the memory count runs on meta tensors, which the CPU's default attention (sub-quadratic: it asks
+    # the device for its free memory) cannot take; count with PyTorch SDPA, ComfyUI's choice on CUDA
+    import comfy.ldm.modules.attention as attention
+    return attention.attention_pytorch(*args, **kwargs)
+
+
+def refuse_if_too_large(model, replay, grid, low_memory: bool) -> None:
+    """Raise EditTooLarge before the optimization starts when its memory (counted on the meta device)
+    exceeds what is free on the model's device, after unloading other models as ComfyUI's samplers do."""
+    try:
+        need = optimization_bytes(replay, grid, low_memory, {"optimized_attention_override": _sdpa_attention})["total"]
+    except Exception as e:  # a count that fails (an unusual patch on meta tensors) must not stop a drag
+        logging.warning("DragNoise: memory estimate skipped (%s: %s)", type(e).__name__, e)
+        return
+    mm = comfy.model_management
+    device = replay.bottleneck.device
+    free = mm.get_free_memory(device)
+    if need > free and device.type != "cpu":
+        mm.free_memory(need, device, keep_loaded=[m for m in mm.current_loaded_models if m.model.is_clone(model)])
+        free = mm.get_free_memory(device)
+    check_fits(need, free)
+
+
+@contextlib.contextmanager
+def releasing():
+    """On any exception (Cancel, out of memory, a bad input found late), free the edit's tensors now.
+
+    ComfyUI keeps the exception until it has reported it, and its traceback keeps every frame's
+    locals (the replayed activations, Adam's state) alive with it; clearing those frames lets the
+    memory go at once, and the cached blocks are returned, so the next drag finds it free. The
+    traceback's text (what ComfyUI shows) is kept.
+    """
+    try:
+        yield
+    except BaseException as e:
+        traceback.clear_frames(e.__traceback__)
+        comfy.model_management.soft_empty_cache()
+        raise
+
+
+def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work, check=None):
     """One UNet forward at `sigma` through ComfyUI sampling, recorded for replay; returns work(replay, x0).
 
     `work` runs inside the forward (the model is loaded and patched then), outside inference mode,
     with the replayed blocks' grad-safe weights swapped in. x0(unet_output) is the denoised estimate
-    (sampler latent space, as previewers take it) for a UNet output at this step.
+    (sampler latent space, as previewers take it) for a UNet output at this step. check(replay), if
+    given, runs after the recording and before anything is copied for autograd (the memory check).
     """
     out, state = {}, {}
     ms = model.get_model_object("model_sampling")
@@ -232,8 +278,13 @@ def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work):
         replay.out_dtype = x.dtype
         result = executor(x, timesteps, context, y, control,
                           replay.recording_options(transformer_options, context, control, y), **kwargs)
-        with torch.inference_mode(False), torch.enable_grad(), replay:
-            out["result"] = work(replay, x0)
+        try:
+            if check is not None:
+                check(replay)
+            with torch.inference_mode(False), torch.enable_grad(), replay:
+                out["result"] = work(replay, x0)
+        finally:  # also on Cancel or out of memory: the recorded forward and weight copies go now
+            replay.release()
         return result
 
     def sampler(model_k, x, sigmas, extra_args=None, callback=None, disable=None):

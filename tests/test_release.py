@@ -1,0 +1,137 @@
+"""Memory of the optimization, in process on the CPU: counted before it starts, refused when it cannot fit
+(made-up free-memory figures), and released at once when a run is cancelled."""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import COMFY, ROOT
+
+SCRIPT = r"""
+import gc, importlib.util, json, sys
+comfy_dir, pack = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy_dir)
+sys.argv = [sys.argv[0], "--cpu"]
+import comfy.options
+comfy.options.enable_args_parsing()
+import comfy.cli_args, comfy.model_management as mm  # noqa: F401
+spec = importlib.util.spec_from_file_location("dragnoise_pack", pack + "/__init__.py", submodule_search_locations=[pack])
+mod = importlib.util.module_from_spec(spec); sys.modules["dragnoise_pack"] = mod; spec.loader.exec_module(mod)
+from dragnoise_pack.nodes import DragNoiseInversion, DragNoiseOptimize, DragNoisePoints, DragNoiseToyModelLoader, DragNoiseToyScene
+import dragnoise_pack.nodes.optimize as node_module
+import dragnoise_pack.nodes.bridge as bridge
+from dragnoise_pack.dragnoise import DecoderReplay
+from dragnoise_pack.dragnoise.memory import EditTooLarge
+import torch
+out = {}
+with torch.inference_mode():
+    model, vae, positive = DragNoiseToyModelLoader.execute().result
+    image = DragNoiseToyScene.execute(11, 128).result[0]
+    latent = {"samples": vae.encode(image)}
+    unet = model.model.diffusion_model
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    inverted, inversion, steps, start = DragNoiseInversion.execute(model, positive, latent, 10, 6).result
+    points = DragNoisePoints.execute('[{"handle": [40, 64], "target": [56, 64]}]').result[0]
+
+    def optimize(**kw):
+        return DragNoiseOptimize.execute(model, positive, inversion, points, 3, 0.07, 0.1, 1, 3, **kw).result[0]
+
+    # the count the node makes, kept for the report
+    counted = []
+    count = bridge.optimization_bytes
+    bridge.optimization_bytes = lambda *a, **k: counted.append(count(*a, **k)) or counted[-1]
+    real_free = mm.get_free_memory
+
+    def free(n):  # a made-up figure, in get_free_memory's two forms (attention asks for the pair)
+        return lambda dev=None, torch_free_too=False: (n, n) if torch_free_too else n
+    for low_memory in (False, True):
+        mm.get_free_memory = free(1 << 20)  # 1 MiB free: cannot fit
+        try:
+            optimize(low_memory=low_memory)
+            out[f"refused_{low_memory}"] = None
+        except EditTooLarge as e:
+            out[f"refused_{low_memory}"] = {"message": str(e), "estimate": e.estimate_bytes, "free": e.free_bytes}
+    out["counts"] = counted[:2]
+    out["weights_on_meta_after_count"] = any(p.device.type == "meta" for p in unet.parameters())
+    mm.get_free_memory = free(64 << 30)  # plenty: the same edit runs
+    out["iterations_when_it_fits"] = optimize()["iterations"]
+    mm.get_free_memory = real_free
+
+    def live_bytes():  # every tensor storage the process still references
+        seen = {}
+        for o in gc.get_objects():
+            if isinstance(o, torch.Tensor) and not o.is_meta:
+                st = o.untyped_storage()
+                seen[st.data_ptr()] = st.nbytes()
+        return sum(seen.values())
+
+    # what autograd really saves for one replay of this model, against the count
+    from dragnoise_pack.dragnoise.memory import saved_tensor_bytes
+    def measure(replay, x0):
+        b = replay.bottleneck.clone().requires_grad_(True)
+        replay.options = {**replay.options, "optimized_attention_override": bridge._sdpa_attention}
+        real = saved_tensor_bytes(lambda: replay.decode(b), skip=[n for *_, n in replay._weights.swaps])
+        return real["activations"]
+    out["real_activations"] = bridge.record_edit_step(model, positive, inversion["latent"], inversion["sigma"], measure)
+
+    # Cancel mid-optimization: the flag ComfyUI's Cancel sets, raised at the next progress call
+    run = node_module.optimize_bottleneck
+    def cancelling(*a, **kw):
+        live = a[6]
+        def callback(step, total, info):
+            if step == 1:
+                mm.interrupt_current_processing(True)
+            live(step, total, info)
+        return run(*a[:6], callback, *a[7:], **kw)
+    node_module.optimize_bottleneck = cancelling
+    gc.collect()
+    out["bytes_before"] = live_bytes()
+    try:
+        optimize()
+        held = None
+    except mm.InterruptProcessingException as e:
+        held = e  # as ComfyUI's executor holds it while it reports the error
+    mm.interrupt_current_processing(False)
+    node_module.optimize_bottleneck = run
+    out["cancelled"] = held is not None
+    # no gc.collect(): what reference counting frees at once
+    out["bytes_after"] = live_bytes()
+    out["alive_after_cancel"] = sorted({type(o).__name__ for o in gc.get_objects() if isinstance(o, torch.optim.Adam)
+                                        or isinstance(o, DecoderReplay) and (o.skips or o.h_in or o._weights)})
+    out["traceback_lines"] = len(__import__("traceback").format_tb(held.__traceback__)) if held else 0
+    out["model_unchanged"] = all(before[k].equal(v) for k, v in unet.state_dict().items())
+print(json.dumps(out))
+"""
+
+
+def run_script():
+    env = dict(os.environ, PYTHONPATH="")
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(COMFY), str(ROOT)], capture_output=True, text=True,
+                         env=env, cwd=str(COMFY), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_memory_is_counted_refused_and_released():
+    r = run_script()
+    # refused before the optimization starts, with a named error giving both figures
+    for low_memory in (False, True):
+        refusal = r[f"refused_{low_memory}"]
+        assert refusal is not None, f"low_memory={low_memory}: an edit that cannot fit was not refused"
+        assert refusal["free"] == 1 << 20 and refusal["estimate"] > refusal["free"]
+        assert "MiB" in refusal["message"] and "1.0 MiB is free" in refusal["message"], refusal["message"]
+    full, low = r["counts"]
+    assert full["total"] == refusal["estimate"] or low["total"] == refusal["estimate"]
+    # low_memory leaves out the feature upsampled to the grid, and only that
+    assert full["feature"] > 0 and low["feature"] == 0 and full["total"] - low["total"] == full["feature"]
+    # the count on meta tensors agrees with what autograd really saves (toy model, CPU)
+    assert abs(full["activations"] - r["real_activations"]) <= 0.25 * r["real_activations"], (full, r["real_activations"])
+    # the count swapped meta tensors in and restored the weights; the edit runs where it fits
+    assert not r["weights_on_meta_after_count"] and r["model_unchanged"]
+    assert r["iterations_when_it_fits"] == 3
+    # Cancel: while the exception is still held (ComfyUI reports it), nothing of the edit is alive
+    assert r["cancelled"] and r["traceback_lines"] > 3
+    assert r["alive_after_cancel"] == [], r["alive_after_cancel"]
+    # the memory the process holds is back where it was before the cancelled run (within 1 MiB: small
+    # bookkeeping such as the progress bar's last message; the edit itself holds ~10 MiB here)
+    assert r["bytes_after"] - r["bytes_before"] < 1 << 20, (r["bytes_before"], r["bytes_after"])
