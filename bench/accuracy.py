@@ -53,7 +53,7 @@ from bench.metrics import psnr, score_drag  # noqa: E402
 METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
 # more on request (--methods): DragNoise ignoring the case's mask, and DragNoise keeping the image
 # outside the mask during propagation (it reuses "dragnoise"'s optimization when both run)
-EXTRA_METHODS = ("dragnoise_nomask", "dragnoise_keep")
+EXTRA_METHODS = ("dragnoise_nomask", "dragnoise_keep", "dragnoise_band")
 
 
 class Toy:
@@ -324,6 +324,8 @@ def main(argv=None):
     ap.add_argument("--masks", choices=("some", "all"), default="some",
                     help="all: every case gets the box around its drag's path as its editable mask "
                          "(default: every third case, as drag_cases makes them)")
+    ap.add_argument("--band", type=float, default=24.0,
+                    help="dragnoise_band: the editable band's radius around each handle -> target path, pixels")
     ap.add_argument("--start", type=int, default=0, help="run cases[start:] only (one half per CPU core)")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="combine these runs' --json files (e.g. two --start halves) into one report, then exit")
@@ -385,6 +387,12 @@ def main(argv=None):
                 if mask is not None:
                     to = KeepOutside(feathered(editable_grid(mask, tuple(xt.shape[-2:]))), trajectory).transformer_options(to)
                 x = toy.sample(xt, to)
+            elif m == "dragnoise_band":  # no painted mask: a band around the drag paths, mask loss and keeping
+                band = parse_points(case.pairs).band(size, size, a.band)[0].numpy()  # as the node makes it
+                r, _ = optimize_dragnoise(toy, xt, handles, targets, config(a.lr), band, grid, a.low_memory)
+                its, final, b = r.iterations, r.handles, r.bottleneck
+                keep = KeepOutside(feathered(editable_grid(band, tuple(xt.shape[-2:]))), trajectory)
+                x = toy.sample(xt, keep.transformer_options(toy.injected(b)))
             elif m == "dragnoise":
                 x, its, final, b = run_dragnoise(toy, xt, handles, targets, config(a.lr), mask, grid, a.low_memory)
                 optimized["dragnoise"] = (its, final, b)
@@ -393,7 +401,7 @@ def main(argv=None):
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
             s = score_case(case, img, out, mask)
-            s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragnoise_nomask", "dragdiffusion") else 0.0,
+            s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragnoise_nomask", "dragnoise_band", "dragdiffusion") else 0.0,
                      total_seconds=t_inv + time.perf_counter() - t1, tracked_handles=final,
                      handle_travel=None if final is None else handle_travel(handles, final, targets))
             if m == "dragnoise" and b_or is not None:

@@ -136,6 +136,7 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
     from torch.utils.flop_counter import FlopCounterMode
     from dragnoise import DecoderReplay
+    from dragnoise.memory import saved_tensor_bytes
     attention.optimized_attention = attention.attention_pytorch  # ComfyUI's choice on CUDA
     unet = UNetModel(**tiny_sdxl.unet_config({"full": tiny_sdxl.FULL, "vega": tiny_sdxl.VEGA}[layout]), dtype=dtype,
                      operations=comfy.ops.disable_weight_init, device="meta")
@@ -145,21 +146,10 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         unet(x, torch.tensor([681.0], device="meta"), ctx, y,
              transformer_options=replay.recording_options({}, ctx, None, y))
-    seen, parts = {}, {"attention": 0, "weights": 0, "activations": 0}
-    tokens = {(lat // 2 ** i) ** 2 for i in range(3)}
-
-    def pack(t):
-        if id(t) not in seen:
-            seen[id(t)] = t
-            kind = ("weights" if t.ndim == 0 or t.shape[0] > 64 else  # batch 1 (x heads) leads activations
-                    "attention" if t.ndim >= 3 and t.shape[-1] == t.shape[-2] and t.shape[-1] in tokens else
-                    "activations")
-            parts[kind] += t.numel() * t.element_size()
-        return t
     b = replay.bottleneck.clone().requires_grad_(True)
     with FlopCounterMode(display=False) as it:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            f = replay.decode(b)
+        parts = saved_tensor_bytes(lambda: replay.decode(b))  # the count the Optimize node makes
+        f = parts.pop("out")
         f.float().sum().backward()
     # the optimize node's default (as the official code) upsamples the feature to the half-resolution
     # grid every step: that map and its gradient exist at once; low_memory samples the small feature

@@ -35,6 +35,19 @@ class DragPoints:
                         f"points[{i}].{name} ({x:g}, {y:g}) is outside the {width}x{height} image "
                         f"(x must be in [0, {width - 1}], y in [0, {height - 1}])")
 
+    def band(self, width: int, height: int, radius: float):
+        """An editable region from the points alone, as a ComfyUI MASK [1, H, W] (1 = may change): every
+        pixel within `radius` of a handle -> target segment. For users who paint no mask: on the toy
+        benchmark a band about the dragged object's size keeps most of the rest (bench/RESULTS.md)."""
+        import torch
+        yy, xx = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+        m = torch.zeros(height, width)
+        for (hx, hy), (tx, ty) in zip(self.handles, self.targets):
+            dx, dy = tx - hx, ty - hy
+            t = (((xx - hx) * dx + (yy - hy) * dy) / max(dx * dx + dy * dy, 1e-8)).clamp(0, 1)
+            m[torch.hypot(xx - hx - t * dx, yy - hy - t * dy) <= radius] = 1
+        return m[None]
+
     def scaled(self, sx: float, sy: float):
         """Handles and targets on a grid scaled by (sx, sy), rounded to whole cells as the official code does."""
         def s(p):

@@ -4,7 +4,8 @@ from comfy_api.latest import io
 from ..dragnoise import DragConfig, feathered, optimize_bottleneck
 from ..dragnoise.points import EMPTY
 from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, kept_region,
-                     previewer_for, range_problem, record_edit_step, require_unet, single_latent)
+                     previewer_for, range_problem, record_edit_step, refuse_if_too_large, releasing, require_unet,
+                     single_latent)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
 # Live view defaults, measured with scripts/progress_cost.py (bench/README.md): a trail message costs ~0 UNet
@@ -45,6 +46,10 @@ class DragNoiseOptimize(io.ComfyNode):
                                          "large images. Not the official result: close at lr 0.01 only; at lr 0.1 "
                                          "the tracked handles part from the official ones after 4-7 iterations "
                                          "(bottleneck change cosine 0.86; 0.54 at lr 0.3)."),
+                io.Int.Input("band", default=0, min=0, max=4096, optional=True,
+                             tooltip="With no mask painted: the editable region is every pixel within this many "
+                                     "pixels of a handle -> target path (about the dragged object's size); the rest "
+                                     "is kept as with a mask. 0 = off: the whole image may change (official)."),
             ],
             outputs=[BottleneckType.Output("bottleneck", display_name="bottleneck")],
         )
@@ -59,7 +64,7 @@ class DragNoiseOptimize(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, inversion, points, iterations, lr, lam, r1, r2, trail_every=TRAIL_EVERY,
-                preview_every=PREVIEW_EVERY, mask=None, low_memory=False) -> io.NodeOutput:
+                preview_every=PREVIEW_EVERY, mask=None, low_memory=False, band=0) -> io.NodeOutput:
         problem = cls.check(lr, lam)  # again: linked values skip validation
         if problem:
             raise DragNoiseInputError(problem)
@@ -72,9 +77,13 @@ class DragNoiseOptimize(io.ComfyNode):
         points.validate_for(width, height)
         # supervision grid: half the image resolution, as in the official code
         handles, targets = points.scaled(0.5, 0.5)
+        grid = (height // 2, width // 2)
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         previewer = previewer_for(model)
         kept = kept_region(mask, (height, width), (lh, lw))  # named errors for a bad mask; None: nothing painted
+        if kept is None and band > 0:  # nothing painted: the band around the drag paths is the editable region
+            mask = points.band(width, height, band)
+            kept = kept_region(mask, (height, width), (lh, lw))
 
         def work(replay, x0):
             b = replay.bottleneck
@@ -83,13 +92,14 @@ class DragNoiseOptimize(io.ComfyNode):
             preview = (lambda info: previewer.decode_latent_to_preview_image("JPEG", x0(replay.finish(info["feature"]))))
             live = LiveProgress(iterations, trail_every, preview_every, handles, targets, 2.0,
                                 preview if previewer else None)
-            # the handles live on the half-resolution supervision grid
             r = optimize_bottleneck(replay.decode, b, handles, targets, config, None if keep is None else keep.to(b.device),
-                                    live, grid=(height // 2, width // 2), low_memory=low_memory)
+                                    live, grid=grid, low_memory=low_memory)
             live.send(r.iterations, iterations, r.handles, r.losses[-1] if r.losses else None, done=True)  # final
             return r
 
-        r = record_edit_step(model, positive, latent, inversion["sigma"], work)
+        with releasing():
+            r = record_edit_step(model, positive, latent, inversion["sigma"], work,
+                                 check=lambda replay: refuse_if_too_large(model, replay, grid, low_memory))
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
                       "steps": inversion["steps"], "inversion_steps": inversion["inversion_steps"],
                       "iterations": r.iterations, "reached": r.reached, "handles": r.handles,

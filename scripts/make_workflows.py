@@ -66,7 +66,7 @@ SPEC = {
     "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS")], ["points"]),
     "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
-                         ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory"]),
+                         ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory", "band"]),
     "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("model", "MODEL")],
                              ["end_step", "keep_outside_mask"]),
     "DragNoiseToyModelLoader": ([], [("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING")], []),
@@ -173,8 +173,8 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(latent, 0, inv, "latent")
     pts = g.add("DragNoisePoints", (x, 260), [points], size=(420, 520))
     g.link(image, 0, pts, "image")
-    # trail_every 2, preview_every 20 (the node's defaults); low_memory False
-    opt = g.add("DragNoiseOptimize", (x + 460, 40), [iterations, lr, 0.1, r1, 3, 2, 20, False], size=(320, 220))
+    # trail_every 2, preview_every 20 (the node's defaults); low_memory False; band 0 (off)
+    opt = g.add("DragNoiseOptimize", (x + 460, 40), [iterations, lr, 0.1, r1, 3, 2, 20, False, 0], size=(320, 220))
     g.link(model, 0, opt, "model")
     g.link(clip_pos, pos_slot, opt, "positive")
     g.link(inv, 1, opt, "inversion")

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import graphs
 from dragnoise_toy.model import DEMO_POINTS as POINTS, DEMO_SCENE as SCENE, SIZE as TOY_SIZE
@@ -143,11 +144,13 @@ def box_mask(box, size) -> dict:
                 "destination": ["canvas", 0], "source": ["box", 0], "x": x0, "y": y0, "operation": "add"}}}
 
 
-def test_toy_drag_with_a_mask_keeps_the_rest_of_the_image(server):
+@pytest.mark.parametrize("region", ["mask", "band"])
+def test_toy_drag_with_a_mask_keeps_the_rest_of_the_image(server, region):
     """With a painted mask the Propagation Patch keeps the image outside it: there the output is the
     input's own VAE reconstruction (the latent is the encoded input's, exactly), while the disc inside
     still moves. The official behaviour (keep_outside_mask off) re-synthesizes the rest: the same
-    comparison fails there, so the test can fail."""
+    comparison fails there, so the test can fail. region "band": nothing painted, Optimize's `band`
+    makes the editable region from the points (48 px around the handle -> target path)."""
     from PIL import Image
     from bench.metrics import psnr, score_drag
     from dragnoise_toy.data import DragCase, random_scene, shape_mask
@@ -156,10 +159,15 @@ def test_toy_drag_with_a_mask_keeps_the_rest_of_the_image(server):
     box = DragCase("demo", scene, POINTS, [0], [drag], None).path_box()
     # the 1-px feathered ring (one latent cell = 8 px) and the VAE decoder's reach: 16 px more
     outside = np.ones((TOY_SIZE, TOY_SIZE), np.float32)
-    outside[max(int(box[1]) - 16, 0):int(box[3]) + 16, max(int(box[0]) - 16, 0):int(box[2]) + 16] = 0
     p = toy_drag_prompt(POINTS, prefix="keep", iterations=60)
-    p.update(box_mask(box, TOY_SIZE))
-    p["optimize"]["inputs"]["mask"] = ["editable", 0]
+    if region == "mask":
+        outside[max(int(box[1]) - 16, 0):int(box[3]) + 16, max(int(box[0]) - 16, 0):int(box[2]) + 16] = 0
+        p.update(box_mask(box, TOY_SIZE))
+        p["optimize"]["inputs"]["mask"] = ["editable", 0]
+    else:
+        from dragnoise import parse_points
+        outside[parse_points(POINTS).band(TOY_SIZE, TOY_SIZE, 48 + 16)[0].numpy() > 0] = 0
+        p["optimize"]["inputs"]["band"] = 48
     # the official behaviour from the same optimization, and the input's plain VAE round trip
     p["patch_off"] = {**p["patch"], "inputs": {**p["patch"]["inputs"], "keep_outside_mask": False}}
     p["sample_off"] = {**p["sample"], "inputs": {**p["sample"]["inputs"], "model": ["patch_off", 0]}}
