@@ -25,6 +25,7 @@ class DragResult:
     iterations: int               # optimization steps taken
     reached: bool                 # every handle within stop_distance of its target
     losses: list = field(default_factory=list)
+    captured: bool = False        # iterations 1.. ran as a replayed CUDA graph (capture="graph" where it worked)
 
 
 def _grid_coords(xs: torch.Tensor, ys: torch.Tensor, feat: torch.Tensor, grid) -> torch.Tensor:
@@ -98,7 +99,8 @@ def track_handles(f0: torch.Tensor, f1: torch.Tensor, init: torch.Tensor, curren
 
 def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handles, targets,
               config: DragConfig = DragConfig(), regularizer: Callable | None = None,
-              callback: Callable[[int, int, dict], None] | None = None, grid=None) -> DragResult:
+              callback: Callable[[int, int, dict], None] | None = None, grid=None,
+              capture: str | None = None) -> DragResult:
     """Adam on x: semantic alignment on features(x)[0], handle tracking, stop when all arrive.
 
     features(x) returns (feature [1,C,h,w], aux); regularizer(x, aux), if given, adds a loss.
@@ -106,6 +108,8 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     bilinearly resized to (default: the feature's own size). x keeps its dtype for features();
     Adam works on a float32 copy. DragNoise runs it on the bottleneck; the benchmark's
     DragDiffusion baseline on the noisy latent, so both share every step but the forward.
+    capture "graph" replays iterations 1.. as a CUDA graph where the device allows (captured.py; eager
+    where capture fails); "direct" runs that same loop without a graph (its CPU test).
     """
     dtype = x.dtype
     x0 = x.detach().float()
@@ -121,6 +125,9 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     opt = torch.optim.Adam([v], lr=config.lr)
     # fp16 gradients of an L1 loss underflow easily; a static scale keeps them (Adam is scale-free).
     scale = 1024.0 if dtype == torch.float16 else 1.0
+    if capture and config.iterations > 1:
+        return _captured_loop(features, v, opt, dtype, scale, f0, init, handles, targets, config, regularizer,
+                              callback, grid, capture)
     losses, reached, step = [], False, 0
     for step in range(config.iterations + 1):
         f1, aux = features(v.to(dtype))
@@ -147,11 +154,68 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
 
 
+def _captured_loop(features, v, opt, dtype, scale, f0, init, handles, targets, config, regularizer, callback, grid,
+                   capture) -> DragResult:
+    """drag_loop's loop with iterations 1.. as one recorded body: the same steps in the same order, the
+    stop and finite tests read on the host after each replay (see captured.py)."""
+    from .captured import IterationGraph, graph_or_none
+    handles = handles.clone()  # the graph's buffer: tracking writes the new positions into it
+
+    def body():  # forward, tracking, distances, loss, backward: device work only
+        v.grad = None  # a fresh gradient each run; under capture, the graph's own (rewritten by each replay)
+        f1, aux = features(v.to(dtype))
+        handles.copy_(track_handles(f0, f1.detach(), init, handles, config.r2, grid))
+        dist = (targets - handles).norm(dim=1)
+        loss = alignment_loss(f1, handles, targets, config.r1, dist > config.stop_distance, grid)
+        if regularizer is not None:
+            loss = loss + regularizer(v, aux)
+        (loss * scale).backward()
+        return {"feature": f1, "aux": aux, "dist": dist, "loss": loss.detach()}
+
+    losses, reached, step, graph = [], False, 0, None
+    for step in range(config.iterations + 1):
+        if step == 0:  # the first iteration as the eager loop runs it: no tracking yet
+            f1, aux = features(v.to(dtype))
+            out = {"feature": f1, "aux": aux, "dist": (targets - handles).norm(dim=1)}
+        else:
+            if graph is None:
+                graph = (graph_or_none(body, [handles]) if capture == "graph" and v.is_cuda else None) \
+                    or IterationGraph(body, [handles], use_graph=False)
+            out = graph.run()
+        dist = out["dist"]
+        if step > 0:
+            finite = torch.isfinite(v.grad).all()
+        if bool((dist <= config.stop_distance).all()):
+            reached = True
+            break
+        if step == config.iterations:
+            break
+        if step == 0:
+            loss = alignment_loss(out["feature"], handles, targets, config.r1, dist > config.stop_distance, grid)
+            if regularizer is not None:
+                loss = loss + regularizer(v, out["aux"])
+            opt.zero_grad(set_to_none=True)
+            (loss * scale).backward()
+            finite, loss = torch.isfinite(v.grad).all(), loss.detach()
+        else:
+            loss = out["loss"].clone()  # the graph overwrites its outputs on the next replay
+        if scale != 1.0:
+            v.grad.div_(scale)
+        if bool(finite):
+            opt.step()
+        losses.append(loss)
+        if callback is not None:
+            callback(step, config.iterations, {"loss": loss, "handles": handles.clone(), "feature": out["feature"],
+                                               "aux": out["aux"]})
+    return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses],
+                      captured=graph is not None and graph.graph is not None)
+
+
 def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottleneck: torch.Tensor,
                         handles, targets, config: DragConfig = DragConfig(),
                         outside_mask: torch.Tensor | None = None,
                         callback: Callable[[int, int, dict], None] | None = None, grid=None,
-                        low_memory: bool = False) -> DragResult:
+                        low_memory: bool = False, capture: str | None = None) -> DragResult:
     """Optimize the bottleneck so the decoder feature moves handles to targets.
 
     decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid`, the
@@ -163,7 +227,7 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     where content must stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
     callback(step, total, info) is called after each step (progress, interrupt); info holds the
     step's loss, tracked handles (grid cells) and decoder feature as decode returned it (before
-    this step's update).
+    this step's update). capture: see drag_loop.
     """
     b0 = bottleneck.detach().float()
     regularizer = None
@@ -180,5 +244,6 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
         def report(step, total, info):  # the feature at decode's resolution, not the upsampled one
             callback(step, total, {**info, "feature": info["aux"]})
         return drag_loop(features, bottleneck, handles, targets, config, regularizer,
-                         report if callback is not None else None)
-    return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid)
+                         report if callback is not None else None, capture=capture)
+    return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid,
+                     capture=capture)

@@ -3,9 +3,9 @@ from comfy_api.latest import io
 
 from ..dragnoise import DragConfig, feathered, optimize_bottleneck
 from ..dragnoise.points import EMPTY
-from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, kept_region,
-                     previewer_for, range_problem, record_edit_step, refuse_if_too_large, releasing, require_unet,
-                     single_latent)
+from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, capture_mode,
+                     kept_region, previewer_for, range_problem, record_edit_step, refuse_if_too_large, releasing,
+                     require_unet, single_latent)
 
 LATENT_SCALE = 8  # image pixels per latent cell for the SD family
 # Live view defaults, measured with scripts/progress_cost.py (bench/README.md): a trail message costs ~0 UNet
@@ -93,7 +93,7 @@ class DragNoiseOptimize(io.ComfyNode):
             live = LiveProgress(iterations, trail_every, preview_every, handles, targets, 2.0,
                                 preview if previewer else None)
             r = optimize_bottleneck(replay.decode, b, handles, targets, config, None if keep is None else keep.to(b.device),
-                                    live, grid=grid, low_memory=low_memory)
+                                    live, grid=grid, low_memory=low_memory, capture=capture_mode(model, b.device))
             live.send(r.iterations, iterations, r.handles, r.losses[-1] if r.losses else None, done=True)  # final
             return r
 

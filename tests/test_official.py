@@ -85,3 +85,36 @@ def test_inversion_starts_from_the_official_model_input(tiny_model):
     first, s = seen[0]
     assert abs(float(ms.timestep(torch.tensor(s))) - 1) < 0.5
     torch.testing.assert_close(first, z, rtol=1e-6, atol=1e-6)
+
+
+# stop 1.99 (official): all 40 iterations; 8: both handles arrive and the loop stops early
+@pytest.mark.parametrize("low_memory, stop", [(False, 1.99), (True, 1.99), (False, 8.0)])
+def test_captured_loop_computes_the_eager_loop(weights, low_memory, stop):
+    """The loop a CUDA graph replays (capture="graph"), run here without a graph ("direct"): the same
+    tracked handles at every iteration, losses, stop and bottleneck as the eager loop, mask loss included.
+    (On a GPU the graph replays exactly this body; bench/redrag.py compares the two there.)"""
+    engine_unet, _ = weights
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(5))
+    ctx = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(6))
+    replay = DecoderReplay(engine_unet)
+    with torch.inference_mode():
+        engine_unet(x, torch.tensor([float(T)]), ctx, transformer_options=replay.recording_options({}, ctx, None))
+    keep = torch.ones(1, 1, *replay.bottleneck.shape[-2:])
+    keep[..., :1, :] = 0
+    runs = {}
+    for capture in (None, "direct"):
+        steps = []
+        config = DragConfig(iterations=40, lr=1.0, lam=0.1, stop_distance=stop)
+        with torch.inference_mode(False), torch.enable_grad(), replay:
+            r = optimize_bottleneck(replay.decode, replay.bottleneck, HANDLES, TARGETS, config, keep,
+                                    callback=lambda k, n, info: steps.append((k, info["handles"].tolist(),
+                                                                              float(info["loss"]))),
+                                    grid=GRID, low_memory=low_memory, capture=capture)
+        runs[capture] = r, steps
+    (eager, eager_steps), (direct, direct_steps) = runs[None], runs["direct"]
+    assert len({str(s[1]) for s in eager_steps}) > 1, "no handle moved: the comparison would be vacuous"
+    assert direct_steps == eager_steps
+    assert (direct.iterations, direct.reached, direct.handles, direct.losses) == \
+           (eager.iterations, eager.reached, eager.handles, eager.losses)
+    assert torch.equal(direct.bottleneck, eager.bottleneck)
+    assert eager.reached == (stop > 2), (eager.iterations, eager.handles)
