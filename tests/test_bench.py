@@ -98,3 +98,29 @@ def test_sdxl_flop_and_memory_count_on_the_meta_device(comfy_cpu):
     assert 0 < r["forward_tflop"] < r["iteration_tflop"] * 3  # the replay is a part of the UNet, plus backward
     assert 0.2 < r["iteration_fwd"] < 2.0
     assert 0 < r["replayed_weight_copies_gib"] < r["weights_gib"] and r["saved_activations_gib"] > 0
+
+
+def test_redrag_benchmark_runs_through_the_executor(tmp_path):
+    """bench/redrag.py (issue 24's GPU script) on the CPU, tiny: the pack in ComfyUI's PromptExecutor, the
+    first drag, re-drags with new points on the cached inversion, eager and 'graph' (eager here: no CUDA),
+    and the engine check that both loops give one result. A subprocess: the executor imports ComfyUI's
+    nodes.py, whose name this repository's nodes/ package shares."""
+    import os
+    import subprocess
+    import sys
+    from conftest import COMFY, ROOT
+    out = tmp_path / "redrag.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "redrag.py"), "--device", "cpu", "--layout", "shallow",
+                          "--size", "64", "--steps", "6", "--inversion-steps", "4", "--iterations", "3",
+                          "--redrags", "1", "--json", str(out)], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, COMFYUI_PATH=str(COMFY), PYTHONPATH=""))
+    assert run.returncode == 0, run.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["size"] == 64 and r["iterations"] == 3
+    for key in ("first_drag_seconds", "redrag_seconds", "eager_redrag_seconds", "graph_redrag_seconds",
+                "propagation_and_decode_seconds"):
+        assert r[key] > 0 and math.isfinite(r[key]), key
+    e = r["engine"]
+    assert e["captured"] is False  # no CUDA: the captured loop ran without a graph
+    assert e["same_handles"] and e["bottleneck_max_diff"] == 0.0 and e["bottleneck_change"] > 0
+    assert "| **re-drag, whole prompt** |" in r["table"]
