@@ -324,7 +324,7 @@ def main(argv=None):
     ap.add_argument("--masks", choices=("some", "all"), default="some",
                     help="all: every case gets the box around its drag's path as its editable mask "
                          "(default: every third case, as drag_cases makes them)")
-    ap.add_argument("--band", type=float, default=24.0,
+    ap.add_argument("--band", type=float, default=48.0,
                     help="dragnoise_band: the editable band's radius around each handle -> target path, pixels")
     ap.add_argument("--start", type=int, default=0, help="run cases[start:] only (one half per CPU core)")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
