@@ -1,22 +1,7 @@
 """ComfyUI used as a library: the nodes called in process by a script, with no PromptServer."""
-import json
-import os
-import subprocess
-import sys
+import inprocess
 
-from conftest import COMFY, ROOT
-
-# A fresh interpreter: pytest's own process may have loaded ComfyUI modules a server run needs.
 SCRIPT = r"""
-import importlib.util, json, sys
-comfy_dir, pack = sys.argv[1], sys.argv[2]
-sys.path.insert(0, comfy_dir)
-sys.argv = [sys.argv[0], "--cpu"]
-import comfy.options
-comfy.options.enable_args_parsing()
-import comfy.cli_args, comfy.model_management  # noqa: F401  (the devices, as a script sets them up)
-spec = importlib.util.spec_from_file_location("dragnoise_pack", pack + "/__init__.py", submodule_search_locations=[pack])
-mod = importlib.util.module_from_spec(spec); sys.modules["dragnoise_pack"] = mod; spec.loader.exec_module(mod)
 from dragnoise_pack.nodes import (DragNoiseInversion, DragNoiseOptimize, DragNoisePoints, DragNoisePropagation,
                                   DragNoiseToyModelLoader, DragNoiseToyScene)
 import nodes  # ComfyUI's own, for the sampler a script would use
@@ -48,11 +33,7 @@ print(json.dumps({
 
 
 def test_the_four_nodes_run_in_process_without_a_server():
-    env = dict(os.environ, PYTHONPATH="")
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(COMFY), str(ROOT)], capture_output=True, text=True,
-                         env=env, cwd=str(COMFY), timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    r = json.loads(run.stdout.strip().splitlines()[-1])
+    r = inprocess.run(SCRIPT)
     assert r["server_loaded"] is False  # nothing imported ComfyUI's server.py
     assert r["iterations"] == 3
     assert len(r["bottleneck"]) == 4

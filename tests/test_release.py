@@ -1,22 +1,8 @@
 """Memory of the optimization, in process on the CPU: counted before it starts, refused when it cannot fit
 (made-up free-memory figures), and released at once when a run is cancelled."""
-import json
-import os
-import subprocess
-import sys
-
-from conftest import COMFY, ROOT
+import inprocess
 
 SCRIPT = r"""
-import gc, importlib.util, json, sys
-comfy_dir, pack = sys.argv[1], sys.argv[2]
-sys.path.insert(0, comfy_dir)
-sys.argv = [sys.argv[0], "--cpu"]
-import comfy.options
-comfy.options.enable_args_parsing()
-import comfy.cli_args, comfy.model_management as mm  # noqa: F401
-spec = importlib.util.spec_from_file_location("dragnoise_pack", pack + "/__init__.py", submodule_search_locations=[pack])
-mod = importlib.util.module_from_spec(spec); sys.modules["dragnoise_pack"] = mod; spec.loader.exec_module(mod)
 from dragnoise_pack.nodes import DragNoiseInversion, DragNoiseOptimize, DragNoisePoints, DragNoiseToyModelLoader, DragNoiseToyScene
 import dragnoise_pack.nodes.optimize as node_module
 import dragnoise_pack.nodes.bridge as bridge
@@ -104,16 +90,8 @@ print(json.dumps(out))
 """
 
 
-def run_script():
-    env = dict(os.environ, PYTHONPATH="")
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(COMFY), str(ROOT)], capture_output=True, text=True,
-                         env=env, cwd=str(COMFY), timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.strip().splitlines()[-1])
-
-
 def test_memory_is_counted_refused_and_released():
-    r = run_script()
+    r = inprocess.run(SCRIPT)
     # refused before the optimization starts, with a named error giving both figures
     for low_memory in (False, True):
         refusal = r[f"refused_{low_memory}"]
