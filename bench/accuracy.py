@@ -51,8 +51,9 @@ from dragnoise_toy.comfy_env import import_comfy  # noqa: E402
 from bench.metrics import psnr, score_drag  # noqa: E402
 
 METHODS = ("reconstruction", "dragnoise", "dragdiffusion", "oracle")
-# more on request (--methods): DragNoise ignoring the case's mask, and DragNoise keeping the image
-# outside the mask during propagation (it reuses "dragnoise"'s optimization when both run)
+# more on request (--methods): DragNoise ignoring the case's mask, DragNoise keeping the image outside the
+# mask during propagation (it reuses "dragnoise"'s optimization when both run), and DragNoise with no mask
+# painted but Optimize's band around the drag paths (mask loss and keeping)
 EXTRA_METHODS = ("dragnoise_nomask", "dragnoise_keep", "dragnoise_band")
 
 
@@ -364,6 +365,9 @@ def main(argv=None):
         z_in = toy.encode(img)
         trajectory, optimized = [], {}
         xt = toy.invert(z_in, trajectory)
+
+        def kept(editable, to):  # propagation options that keep the image outside `editable` (pixels)
+            return KeepOutside(feathered(editable_grid(editable, tuple(xt.shape[-2:]))), trajectory).transformer_options(to)
         t_inv = time.perf_counter() - t0
         b0 = b_or = None
         if "oracle" in methods:
@@ -385,14 +389,13 @@ def main(argv=None):
                 its, final, b = optimized["dragnoise"]
                 to = toy.injected(b)
                 if mask is not None:
-                    to = KeepOutside(feathered(editable_grid(mask, tuple(xt.shape[-2:]))), trajectory).transformer_options(to)
+                    to = kept(mask, to)
                 x = toy.sample(xt, to)
             elif m == "dragnoise_band":  # no painted mask: a band around the drag paths, mask loss and keeping
                 band = parse_points(case.pairs).band(size, size, a.band)[0].numpy()  # as the node makes it
                 r, _ = optimize_dragnoise(toy, xt, handles, targets, config(a.lr), band, grid, a.low_memory)
                 its, final, b = r.iterations, r.handles, r.bottleneck
-                keep = KeepOutside(feathered(editable_grid(band, tuple(xt.shape[-2:]))), trajectory)
-                x = toy.sample(xt, keep.transformer_options(toy.injected(b)))
+                x = toy.sample(xt, kept(band, toy.injected(b)))
             elif m == "dragnoise":
                 x, its, final, b = run_dragnoise(toy, xt, handles, targets, config(a.lr), mask, grid, a.low_memory)
                 optimized["dragnoise"] = (its, final, b)
