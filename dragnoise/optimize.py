@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .captured import IterationGraph, graph_or_none
+
 
 @dataclass
 class DragConfig:
@@ -108,8 +110,9 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     bilinearly resized to (default: the feature's own size). x keeps its dtype for features();
     Adam works on a float32 copy. DragNoise runs it on the bottleneck; the benchmark's
     DragDiffusion baseline on the noisy latent, so both share every step but the forward.
-    capture "graph" replays iterations 1.. as a CUDA graph where the device allows (captured.py; eager
-    where capture fails); "direct" runs that same loop without a graph (its CPU test).
+    capture "graph" replays iterations 1.. as a CUDA graph where the device allows (captured.py; where
+    capture fails, the same fused iteration runs without one); "direct" runs the fused iteration without
+    a graph (its CPU test against the eager loop).
     """
     dtype = x.dtype
     x0 = x.detach().float()
@@ -125,88 +128,54 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     opt = torch.optim.Adam([v], lr=config.lr)
     # fp16 gradients of an L1 loss underflow easily; a static scale keeps them (Adam is scale-free).
     scale = 1024.0 if dtype == torch.float16 else 1.0
-    if capture and config.iterations > 1:
-        return _captured_loop(features, v, opt, dtype, scale, f0, init, handles, targets, config, regularizer,
-                              callback, grid, capture)
-    losses, reached, step = [], False, 0
-    for step in range(config.iterations + 1):
+    if config.iterations <= 1:
+        capture = None  # nothing to replay
+    handles = handles.clone()  # tracking writes the new positions into this buffer (a graph's fixed address)
+
+    def measure(track: bool):  # forward, tracking, the handles' distances to their targets
         f1, aux = features(v.to(dtype))
-        if step > 0:
-            handles = track_handles(f0, f1.detach(), init, handles, config.r2, grid)
-        dist = (targets - handles).norm(dim=1)
-        if bool((dist <= config.stop_distance).all()):
-            reached = True
-            break
-        if step == config.iterations:
-            break
-        loss = alignment_loss(f1, handles, targets, config.r1, dist > config.stop_distance, grid)
-        if regularizer is not None:
-            loss = loss + regularizer(v, aux)
-        opt.zero_grad(set_to_none=True)
-        (loss * scale).backward()
-        if scale != 1.0:
-            v.grad.div_(scale)
-        if torch.isfinite(v.grad).all():
-            opt.step()
-        losses.append(loss.detach())  # read at the end: a float() here would sync every step
-        if callback is not None:  # tensors, unread: a callback that shows them pays for the sync itself
-            callback(step, config.iterations, {"loss": losses[-1], "handles": handles, "feature": f1, "aux": aux})
-    return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses])
+        if track:
+            handles.copy_(track_handles(f0, f1.detach(), init, handles, config.r2, grid))
+        return f1, aux, (targets - handles).norm(dim=1)
 
-
-def _captured_loop(features, v, opt, dtype, scale, f0, init, handles, targets, config, regularizer, callback, grid,
-                   capture) -> DragResult:
-    """drag_loop's loop with iterations 1.. as one recorded body: the same steps in the same order, the
-    stop and finite tests read on the host after each replay (see captured.py)."""
-    from .captured import IterationGraph, graph_or_none
-    handles = handles.clone()  # the graph's buffer: tracking writes the new positions into it
-
-    def body():  # forward, tracking, distances, loss, backward: device work only
-        v.grad = None  # a fresh gradient each run; under capture, the graph's own (rewritten by each replay)
-        f1, aux = features(v.to(dtype))
-        handles.copy_(track_handles(f0, f1.detach(), init, handles, config.r2, grid))
-        dist = (targets - handles).norm(dim=1)
+    def descend(f1, aux, dist):  # alignment (+ regularizer) loss and its backward into v.grad, scaled
+        v.grad = None  # a fresh gradient; under a graph, the graph's own, rewritten by each replay
         loss = alignment_loss(f1, handles, targets, config.r1, dist > config.stop_distance, grid)
         if regularizer is not None:
             loss = loss + regularizer(v, aux)
         (loss * scale).backward()
-        return {"feature": f1, "aux": aux, "dist": dist, "loss": loss.detach()}
+        return loss.detach()
+
+    def body():  # one iteration's device work in one piece, as a graph records it (captured.py)
+        f1, aux, dist = measure(True)
+        return {"feature": f1, "aux": aux, "dist": dist, "loss": descend(f1, aux, dist)}
 
     losses, reached, step, graph = [], False, 0, None
     for step in range(config.iterations + 1):
-        if step == 0:  # the first iteration as the eager loop runs it: no tracking yet
-            f1, aux = features(v.to(dtype))
-            out = {"feature": f1, "aux": aux, "dist": (targets - handles).norm(dim=1)}
-        else:
+        # eager: the backward only when the loop goes on; fused (iterations 1.. under capture): the body
+        # runs whole, its backward unused on the last iteration, and the host reads the stop test after it
+        fused = capture is not None and step > 0
+        if fused:
             if graph is None:
                 graph = (graph_or_none(body, [handles]) if capture == "graph" and v.is_cuda else None) \
                     or IterationGraph(body, [handles], use_graph=False)
             out = graph.run()
-        dist = out["dist"]
-        if step > 0:
-            finite = torch.isfinite(v.grad).all()
+            f1, aux, dist = out["feature"], out["aux"], out["dist"]
+        else:
+            f1, aux, dist = measure(step > 0)
         if bool((dist <= config.stop_distance).all()):
             reached = True
             break
         if step == config.iterations:
             break
-        if step == 0:
-            loss = alignment_loss(out["feature"], handles, targets, config.r1, dist > config.stop_distance, grid)
-            if regularizer is not None:
-                loss = loss + regularizer(v, out["aux"])
-            opt.zero_grad(set_to_none=True)
-            (loss * scale).backward()
-            finite, loss = torch.isfinite(v.grad).all(), loss.detach()
-        else:
-            loss = out["loss"].clone()  # the graph overwrites its outputs on the next replay
+        loss = out["loss"].clone() if fused else descend(f1, aux, dist)  # a graph overwrites its outputs
         if scale != 1.0:
             v.grad.div_(scale)
-        if bool(finite):
+        if torch.isfinite(v.grad).all():
             opt.step()
-        losses.append(loss)
-        if callback is not None:
-            callback(step, config.iterations, {"loss": loss, "handles": handles.clone(), "feature": out["feature"],
-                                               "aux": out["aux"]})
+        losses.append(loss)  # read at the end: a float() here would sync every step
+        if callback is not None:  # tensors, unread: a callback that shows them pays for the sync itself
+            callback(step, config.iterations, {"loss": loss, "handles": handles.clone(), "feature": f1, "aux": aux})
     return DragResult(v.detach().to(dtype), handles.tolist(), step, reached, [float(t) for t in losses],
                       captured=graph is not None and graph.graph is not None)
 
