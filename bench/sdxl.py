@@ -164,10 +164,19 @@ def count(layout: str, size: int, dtype=torch.float16) -> dict:
             **{f"saved_{k}_gib": v / gib for k, v in parts.items()}}
 
 
+def whole_edit_bytes(counts: dict, low_memory: bool = False) -> int:
+    """A whole edit from count(): the loaded weights plus what the optimization adds (the Optimize
+    node's refusal counts the latter on the loaded model: dragnoise.memory.optimization_bytes)."""
+    total = counts["weights_gib"] + counts["replayed_weight_copies_gib"] + counts["saved_activations_gib"]
+    if not low_memory:
+        total += counts["upsampled_feature_gib"]
+    return int(total * 2 ** 30)
+
+
 if __name__ == "__main__":
     import argparse
     from dragnoise_toy.comfy_env import import_comfy
-    from dragnoise.memory import GIB, estimate_bytes
+    from dragnoise.memory import GIB
     ap = argparse.ArgumentParser(description="FLOPs and saved-tensor memory of a DragNoise iteration on SDXL (meta device)")
     ap.add_argument("--sizes", default="1024")
     ap.add_argument("--layout", choices=["full", "vega"], default="full")
@@ -179,7 +188,7 @@ if __name__ == "__main__":
     print("|" + "---|" * 9)
     for s in (int(v) for v in a.sizes.split(",")):
         r = count(a.layout, s)
-        total = estimate_bytes(r, low_memory=True) / GIB  # the engine's refusal uses the same sum
+        total = whole_edit_bytes(r, low_memory=True) / GIB
         print(f"| {s} px | {r['forward_tflop']:.2f} TFLOP | {r['iteration_tflop']:.2f} TFLOP (**{r['iteration_fwd']:.2f} fwd**) | "
               f"{r['weights_gib']:.2f} GiB | {r['replayed_weight_copies_gib']:.2f} GiB | {r['saved_activations_gib']:.2f} GiB | "
-              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB | {estimate_bytes(r) / GIB:.1f} GiB |")
+              f"{r['saved_attention_gib']:.2f} GiB | {total:.1f} GiB | {whole_edit_bytes(r) / GIB:.1f} GiB |")

@@ -3,7 +3,7 @@
 The estimate counts, on the meta device, what the optimization allocates beyond the loaded model: the
 replayed decoder blocks' grad-safe weight copies, the activations autograd saves for one iteration, the
 feature map upsampled to the half-resolution grid (unless low_memory) and Adam's state
-(optimization_bytes; bench/sdxl.py makes the same count for a whole SDXL edit, weights included). The
+(optimization_bytes; bench/sdxl.py counts a whole SDXL edit the same way, weights included). The
 caller passes the free memory (the node takes it from ComfyUI's model_management.get_free_memory), so
 the check itself needs no device.
 """
@@ -26,14 +26,6 @@ class EditTooLarge(MemoryError):
 
 def _size(n: int) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB // 10 else f"{n / 2 ** 20:.1f} MiB"
-
-
-def estimate_bytes(counts: dict, low_memory: bool = False) -> int:
-    """Bytes of one edit from bench/sdxl.py's count() dict (its *_gib entries)."""
-    total = counts["weights_gib"] + counts["replayed_weight_copies_gib"] + counts["saved_activations_gib"]
-    if not low_memory:
-        total += counts["upsampled_feature_gib"]
-    return int(total * GIB)
 
 
 def check_fits(estimate: int, free: int) -> None:

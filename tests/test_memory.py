@@ -1,20 +1,17 @@
-"""The memory estimate and the refusal (CPU, made-up free-memory figures)."""
+"""The refusal's message (CPU, made-up figures; the count itself: test_release.py)."""
 import pytest
 
-from dragnoise.memory import GIB, EditTooLarge, check_fits, estimate_bytes
-
-COUNTS = {"weights_gib": 4.8, "replayed_weight_copies_gib": 1.5, "saved_activations_gib": 3.0,
-          "upsampled_feature_gib": 0.8}
-
-
-def test_estimate_adds_the_upsampled_feature_unless_low_memory():
-    assert estimate_bytes(COUNTS, low_memory=True) == int(9.3 * GIB)
-    assert estimate_bytes(COUNTS) == int(10.1 * GIB)
+from dragnoise.memory import GIB, EditTooLarge, check_fits
 
 
 def test_refusal_names_estimate_and_free_memory():
-    est = estimate_bytes(COUNTS)
+    est = int(10.1 * GIB)
     check_fits(est, 12 * GIB)  # fits: no error
     with pytest.raises(EditTooLarge, match=r"10\.10 GiB.*8\.00 GiB is free") as e:
         check_fits(est, 8 * GIB)
     assert e.value.estimate_bytes == est and e.value.free_bytes == 8 * GIB
+
+
+def test_small_estimates_read_in_mib():
+    with pytest.raises(EditTooLarge, match=r"about 2\.5 MiB but only 1\.0 MiB is free"):
+        check_fits(int(2.5 * 2 ** 20), 2 ** 20)
