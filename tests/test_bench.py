@@ -100,6 +100,15 @@ def test_sdxl_flop_and_memory_count_on_the_meta_device(comfy_cpu):
     assert 0 < r["replayed_weight_copies_gib"] < r["weights_gib"] and r["saved_activations_gib"] > 0
 
 
+def test_sdxl_whole_edit_adds_the_upsampled_feature_unless_low_memory():
+    from bench import sdxl
+    from dragnoise.memory import GIB
+    counts = {"weights_gib": 4.8, "replayed_weight_copies_gib": 1.5, "saved_activations_gib": 3.0,
+              "upsampled_feature_gib": 0.8}
+    assert sdxl.whole_edit_bytes(counts, low_memory=True) == int(9.3 * GIB)
+    assert sdxl.whole_edit_bytes(counts) == int(10.1 * GIB)
+
+
 def test_redrag_benchmark_runs_through_the_executor(tmp_path):
     """bench/redrag.py (issue 24's GPU script) on the CPU, tiny: the pack in ComfyUI's PromptExecutor, the
     first drag, re-drags with new points on the cached inversion, eager and 'graph' (eager here: no CUDA),
