@@ -24,7 +24,7 @@ class IterationGraph:
     WARMUP = 2  # CUDA graphs want a few uncaptured runs first (cuBLAS workspaces, autograd's buffers)
 
     def __init__(self, body, state: list[torch.Tensor], use_graph: bool):
-        self.body, self.state, self.graph, self.out = body, state, None, None
+        self.body, self.graph, self.out = body, None, None
         if not use_graph:
             return
         saved = [t.clone() for t in state]  # warm-up runs move the handles: put them back before capture

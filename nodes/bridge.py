@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 import traceback
@@ -244,7 +245,6 @@ def capture_mode(model, device) -> str | None:
     """"graph" where the optimization may replay its iterations as a CUDA graph: asked for with
     DRAGNOISE_CUDA_GRAPHS=1 (off until measured on a GPU), on CUDA, with every weight loaded on the GPU
     (offloaded weights are copied in per call, which a graph must not replay). Else None: eager."""
-    import os
     if os.environ.get("DRAGNOISE_CUDA_GRAPHS", "0") != "1" or torch.device(device).type != "cuda":
         return None
     return "graph" if model.loaded_size() >= model.model_size() else None
