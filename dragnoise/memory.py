@@ -63,43 +63,51 @@ def _meta(t):
     return torch.empty(t.shape, dtype=t.dtype, device="meta") if isinstance(t, torch.Tensor) else t
 
 
-def optimization_bytes(replay, grid=None, low_memory: bool = False, options: dict | None = None) -> dict:
+def optimization_bytes(replay, grid=None, low_memory: bool = False, options: dict | None = None,
+                       captured: bool = False) -> dict:
     """What the bottleneck optimization will allocate beyond the loaded model, for a recorded replay
     (DecoderReplay after its recording forward, before prepare()): counted, not run.
 
-    - copies: the replayed blocks' weights and the recorded tensors they read that are inference
-      tensors, which prepare() clones so autograd may save them;
+    - copies: the replayed blocks' weights (prepare() copies every one, in the compute dtype, on the
+      compute device: ReplayWeights) and the recorded tensors they read that are inference tensors,
+      which prepare() clones so autograd may save them;
     - activations: what autograd saves for one replay (counted on the meta device: the replayed
-      blocks hold meta weights meanwhile, restored on exit, as GradSafeWeights swaps them);
+      layers compute from meta copies meanwhile, restored on exit);
     - feature: the decoder feature upsampled to the supervision grid and its gradient (official path;
       0 with low_memory);
-    - optimizer: the bottleneck in float32, its gradient and Adam's two moments.
+    - optimizer: the bottleneck in float32, its gradient and Adam's two moments;
+    - graph: with `captured` (iterations replayed as a CUDA graph), the graph's private memory pool holds
+      one more iteration's activations and feature for as long as the optimization runs (warm-up's
+      side-stream blocks are given back before capture: captured.py).
     `options` replaces the replay's transformer options during the count (e.g. an attention override
     that works on meta tensors). Attention probabilities are reported apart and left out of "total":
     the GPU's SDPA kernels do not save them.
     """
     import copy
-    from .unet import GradSafeWeights
+    from .unet import ReplayWeights
     blocks = list(replay.unet.output_blocks[: replay.index + 1])
-    weights = [t for b in blocks for t in list(b.parameters()) + list(b.buffers())]
-    copies = sum(_nbytes(t) for t in weights if t.is_inference())
+    like = replay.bottleneck
     recorded = [v for k, v in replay.skips.items() if k <= replay.index] + [replay.emb, replay.context, replay.ctrl_mid]
-    copies += sum(_nbytes(t) for t in recorded if isinstance(t, torch.Tensor) and t.is_inference())
+    copies = sum(_nbytes(t) for t in recorded if isinstance(t, torch.Tensor) and t.is_inference())
     with torch.inference_mode(False), torch.enable_grad():  # meta tensors made here are not inference tensors
         meta = copy.copy(replay)
         meta.skips = {k: _meta(v) for k, v in replay.skips.items() if k <= replay.index + 1}
         meta.emb, meta.context, meta.ctrl_mid = _meta(replay.emb), _meta(replay.context), _meta(replay.ctrl_mid)
         meta.options = {**(replay.options or {}), **(options or {})}
-        b = torch.empty(replay.bottleneck.shape, dtype=replay.bottleneck.dtype, device="meta", requires_grad=True)
-        with GradSafeWeights(blocks, make=_meta) as swapped:
-            saved = saved_tensor_bytes(lambda: meta._output_blocks(b, range(replay.index + 1)),
-                                       skip=[new for *_, new in swapped.swaps])
+        b = torch.empty(like.shape, dtype=like.dtype, device="meta", requires_grad=True)
+        # the weight copies prepare() makes, as meta tensors of their size (the host's route is not entered)
+        shaped = ReplayWeights(blocks, like, make=lambda t: torch.empty(
+            t.shape, device="meta", dtype=like.dtype if t.is_floating_point() else t.dtype))
+        copies += shaped.nbytes()
+        with shaped:
+            saved = saved_tensor_bytes(lambda: meta._output_blocks(b, range(replay.index + 1)), skip=shaped.tensors)
     f = saved.pop("out")
     feature = 0
     if grid is not None and not low_memory:
         feature = 2 * f.shape[0] * f.shape[1] * int(grid[0]) * int(grid[1]) * f.element_size()
     optimizer = 4 * replay.bottleneck.numel() * 4
+    graph = saved["activations"] + feature if captured else 0
     parts = {"copies": copies, "activations": saved["activations"], "feature": feature, "optimizer": optimizer,
-             "attention": saved["attention"]}
-    parts["total"] = copies + saved["activations"] + feature + optimizer
+             "graph": graph, "attention": saved["attention"]}
+    parts["total"] = copies + saved["activations"] + feature + optimizer + graph
     return parts

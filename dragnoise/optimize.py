@@ -102,7 +102,7 @@ def track_handles(f0: torch.Tensor, f1: torch.Tensor, init: torch.Tensor, curren
 def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handles, targets,
               config: DragConfig = DragConfig(), regularizer: Callable | None = None,
               callback: Callable[[int, int, dict], None] | None = None, grid=None,
-              capture: str | None = None) -> DragResult:
+              capture: str | None = None, backend=None, fatal: tuple = ()) -> DragResult:
     """Adam on x: semantic alignment on features(x)[0], handle tracking, stop when all arrive.
 
     features(x) returns (feature [1,C,h,w], aux); regularizer(x, aux), if given, adds a loss.
@@ -112,7 +112,9 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
     DragDiffusion baseline on the noisy latent, so both share every step but the forward.
     capture "graph" replays iterations 1.. as a CUDA graph where the device allows (captured.py; where
     capture fails, the same fused iteration runs without one); "direct" runs the fused iteration without
-    a graph (its CPU test against the eager loop).
+    a graph (its CPU test against the eager loop). backend: the CUDA calls capture makes (captured.py;
+    tests inject faults through it); fatal: the host's exception types (Cancel) that end the drag
+    wherever they are raised, capture included.
     """
     dtype = x.dtype
     x0 = x.detach().float()
@@ -157,7 +159,8 @@ def drag_loop(features: Callable[[torch.Tensor], tuple], x: torch.Tensor, handle
         fused = capture is not None and step > 0
         if fused:
             if graph is None:
-                graph = (graph_or_none(body, [handles]) if capture == "graph" and v.is_cuda else None) \
+                graph = (graph_or_none(body, [handles], backend, fatal)
+                         if capture == "graph" and (v.is_cuda or backend is not None) else None) \
                     or IterationGraph(body, [handles], use_graph=False)
             out = graph.run()
             f1, aux, dist = out["feature"], out["aux"], out["dist"]
@@ -184,7 +187,8 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
                         handles, targets, config: DragConfig = DragConfig(),
                         outside_mask: torch.Tensor | None = None,
                         callback: Callable[[int, int, dict], None] | None = None, grid=None,
-                        low_memory: bool = False, capture: str | None = None) -> DragResult:
+                        low_memory: bool = False, capture: str | None = None, backend=None,
+                        fatal: tuple = ()) -> DragResult:
     """Optimize the bottleneck so the decoder feature moves handles to targets.
 
     decode(b) returns the decoder feature [1,C,h,w]; handles and targets are cells of `grid`, the
@@ -196,7 +200,7 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
     where content must stay: the paper's mask loss lam * |(b - b0) * (1 - M)|_1 on the bottleneck.
     callback(step, total, info) is called after each step (progress, interrupt); info holds the
     step's loss, tracked handles (grid cells) and decoder feature as decode returned it (before
-    this step's update). capture: see drag_loop.
+    this step's update). capture, backend, fatal: see drag_loop.
     """
     b0 = bottleneck.detach().float()
     regularizer = None
@@ -213,6 +217,6 @@ def optimize_bottleneck(decode: Callable[[torch.Tensor], torch.Tensor], bottlene
         def report(step, total, info):  # the feature at decode's resolution, not the upsampled one
             callback(step, total, {**info, "feature": info["aux"]})
         return drag_loop(features, bottleneck, handles, targets, config, regularizer,
-                         report if callback is not None else None, capture=capture)
+                         report if callback is not None else None, capture=capture, backend=backend, fatal=fatal)
     return drag_loop(lambda b: (decode(b), None), bottleneck, handles, targets, config, regularizer, callback, grid,
-                     capture=capture)
+                     capture=capture, backend=backend, fatal=fatal)

@@ -8,6 +8,7 @@ re-runs only output blocks 0..k (bottleneck -> third decoder layer).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 class NotAUNetError(ValueError):
@@ -48,44 +49,101 @@ def _grad_safe(t):
     return t.detach() if t.requires_grad else t
 
 
-class GradSafeWeights:
-    """Context manager: the modules hold grad-safe copies of their weights inside, originals after.
+def _own_weights(layer, like=None):
+    return layer._parameters.get("weight"), layer._parameters.get("bias")
 
-    Copies are made once; entering swaps them into the parameter slots (restored on exit, also on
-    an exception). Calling the modules directly then costs nothing extra per call, unlike
-    torch.func.functional_call, which re-parametrizes every weight on each call.
+
+def plain_forward(layer, weight, bias):
+    """A forward computing `layer` in plain torch from the given weight and bias, chosen by the layer's
+    interface (convolution, group/layer norm, linear), or None for a kind not known here. The tensors
+    follow the input's dtype, as the host's own casts do."""
+    def like(t, x):
+        return t if t is None or t.dtype == x.dtype else t.to(x.dtype)
+    if isinstance(layer, torch.nn.modules.conv._ConvNd) and not layer.transposed:
+        return lambda x, *_, **__: layer._conv_forward(x, like(weight, x), like(bias, x))
+    if isinstance(layer, torch.nn.GroupNorm):
+        return lambda x, *_, **__: F.group_norm(x, layer.num_groups, like(weight, x), like(bias, x), layer.eps)
+    if isinstance(layer, torch.nn.LayerNorm):
+        return lambda x, *_, **__: F.layer_norm(x, layer.normalized_shape, like(weight, x), like(bias, x), layer.eps)
+    if weight is not None and weight.ndim == 2 and (isinstance(layer, torch.nn.Linear) or hasattr(layer, "in_features")):
+        return lambda x, *_, **__: F.linear(x, like(weight, x), like(bias, x))
+    return None
+
+
+class ReplayWeights:
+    """Context manager: inside, every weighted layer of `modules` computes in plain torch from its own
+    copy of the weight it would use, on `like`'s device and in its dtype; the originals after (also on
+    an exception).
+
+    Why: a host routes weights through its own code on every call (ComfyUI: casts, LoRA patches applied
+    on the fly under lowvram, DynamicVRAM's VRAM copies, inference tensors). Autograd must not save what
+    that code hands out (an inference tensor, or memory the host reuses), and a CUDA graph must not
+    replay it. So `effective(layer, like)` is asked once per edit for the (weight, bias) the host would use,
+    copies are made, and the replay never enters the host's route. Layers of a kind plain_forward does
+    not know keep their own forward with grad-safe parameter copies. `make(t)` turns each tensor into the
+    one swapped in (default: a grad-safe copy on the device; the memory count passes meta tensors).
     """
 
-    def __init__(self, modules, make=_grad_safe):
-        self.swaps = []
+    def __init__(self, modules, like: torch.Tensor | None = None, effective=_own_weights, make=None):
+        if make is None:
+            make = _grad_safe if like is None else \
+                (lambda t: _grad_safe(t).to(like.device, like.dtype if t.is_floating_point() else t.dtype))
+        self.forwards, self.swaps, self.tensors = [], [], []
         for module in modules:
-            for sub in module.modules():
-                for store in (sub._parameters, sub._buffers):
+            for layer in module.modules():
+                w, b = _own_weights(layer)
+                if w is None and b is None:
+                    continue
+                w, b = effective(layer, like)
+                w, b = (None if t is None else make(t) for t in (w, b))
+                forward = plain_forward(layer, w, b)
+                if forward is not None:
+                    self.forwards.append((layer, forward, layer.__dict__.get("forward")))
+                    self.tensors += [t for t in (w, b) if t is not None]
+                    continue
+                for store in (layer._parameters, layer._buffers):  # an unknown kind: swap its tensors
                     for key, t in store.items():
-                        safe = make(t)
-                        if safe is not t:
-                            new = torch.nn.Parameter(safe, requires_grad=False) if store is sub._parameters else safe
+                        if isinstance(t, torch.Tensor):
+                            new = make(t)
+                            new = torch.nn.Parameter(new, requires_grad=False) if store is layer._parameters else new
                             self.swaps.append((store, key, t, new))
+                            self.tensors.append(new)
         self.active = False
 
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors)
+
     def __enter__(self):
+        for layer, forward, _ in self.forwards:
+            layer.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
         for store, key, _, new in self.swaps:
             store[key] = new
         self.active = True
         return self
 
     def __exit__(self, *exc):
+        for layer, _, before in self.forwards:
+            if before is None:
+                layer.__dict__.pop("forward", None)
+            else:
+                layer.forward = before
         for store, key, original, _ in self.swaps:
             store[key] = original
         self.active = False
         return False
 
 
+def GradSafeWeights(modules):
+    """ReplayWeights that keep each tensor where it is (a whole model replayed with autograd)."""
+    return ReplayWeights(modules)
+
+
 class DecoderReplay:
     """Records one UNet forward and replays bottleneck -> decoder feature differentiably."""
 
-    def __init__(self, unet, level: int = 3):
+    def __init__(self, unet, level: int = 3, effective=_own_weights):
         self.unet = unet
+        self.effective = effective  # (weight, bias) a layer computes with: see ReplayWeights
         self.index = feature_block_index(unet, level)
         self.skips: dict[int, torch.Tensor] = {}
         self.h_in: dict[int, torch.Tensor] = {}
@@ -156,7 +214,7 @@ class DecoderReplay:
     def prepare(self):
         """Make recorded tensors and the replayed blocks' weights safe for autograd."""
         if self._weights is None:
-            self._weights = GradSafeWeights(self.unet.output_blocks[: self.index + 1])
+            self._weights = ReplayWeights(self.unet.output_blocks[: self.index + 1], self.bottleneck, self.effective)
             # only the replayed blocks' skips: finish() runs without autograd and needs no copies
             self.skips = {k: _grad_safe(v) if k <= self.index else v for k, v in self.skips.items()}
             self.emb = _grad_safe(self.emb)
@@ -165,7 +223,7 @@ class DecoderReplay:
         return self
 
     def __enter__(self):
-        """Within `with replay:` the replayed blocks hold grad-safe weights (see GradSafeWeights)."""
+        """Within `with replay:` the replayed blocks compute from their own weight copies (see ReplayWeights)."""
         self.prepare()._weights.__enter__()
         return self
 

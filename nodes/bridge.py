@@ -21,6 +21,7 @@ from PIL import Image
 import comfy.model_base
 import comfy.model_management
 import comfy.model_sampling
+import comfy.ops
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
@@ -224,11 +225,18 @@ def _sdpa_attention(func, *args, **kwargs):
     return attention.attention_pytorch(*args, **kwargs)
 
 
-def refuse_if_too_large(model, replay, grid, low_memory: bool) -> None:
+# the host's exceptions that end a drag wherever they are raised (never taken for a failed count or capture)
+FATAL = (comfy.model_management.InterruptProcessingException, torch.OutOfMemoryError)
+
+
+def refuse_if_too_large(model, replay, grid, low_memory: bool, captured: bool = False) -> None:
     """Raise EditTooLarge before the optimization starts when its memory (counted on the meta device)
     exceeds what is free on the model's device, after unloading other models as ComfyUI's samplers do."""
     try:
-        need = optimization_bytes(replay, grid, low_memory, {"optimized_attention_override": _sdpa_attention})["total"]
+        need = optimization_bytes(replay, grid, low_memory, {"optimized_attention_override": _sdpa_attention},
+                                  captured=captured)["total"]
+    except FATAL:  # a Cancel (ComfyUI raises it inside ops) is the user's, not a failed count
+        raise
     except Exception as e:  # a count that fails (an unusual patch on meta tensors) must not stop a drag
         logging.warning("DragNoise: memory estimate skipped (%s: %s)", type(e).__name__, e)
         return
@@ -241,13 +249,36 @@ def refuse_if_too_large(model, replay, grid, low_memory: bool) -> None:
     check_fits(need, free)
 
 
-def capture_mode(model, device) -> str | None:
+def capture_mode(device) -> str | None:
     """"graph" where the optimization may replay its iterations as a CUDA graph: asked for with
-    DRAGNOISE_CUDA_GRAPHS=1 (off until measured on a GPU), on CUDA, with every weight loaded on the GPU
-    (offloaded weights are copied in per call, which a graph must not replay). Else None: eager."""
+    DRAGNOISE_CUDA_GRAPHS=1 (experimental), on CUDA. However ComfyUI holds the weights (fully loaded,
+    lowvram, DynamicVRAM), the replay computes from its own copies on the GPU (host_weights), so a
+    graph never replays ComfyUI's per-call weight transfers. Else None: eager."""
     if os.environ.get("DRAGNOISE_CUDA_GRAPHS", "0") != "1" or torch.device(device).type != "cuda":
         return None
-    return "graph" if model.loaded_size() >= model.model_size() else None
+    return "graph"
+
+
+def host_weights(layer, like):
+    """(weight, bias) as ComfyUI computes them for this layer's forward now, copied: its cast to the
+    compute dtype and device, LoRA patches applied on the fly (lowvram), DynamicVRAM's copy in VRAM,
+    a quantized weight dequantized. ComfyUI's own layers are asked through comfy.ops.cast_bias_weight
+    (what their forward calls); other layers give their own tensors. The copy is needed: what the cast
+    returns may be an inference tensor, the layer's own parameter, or memory ComfyUI reuses for the next
+    layer (a cast buffer, a DynamicVRAM page). Called once per edit for each replayed layer."""
+    if not hasattr(layer, "comfy_cast_weights"):
+        return layer._parameters.get("weight"), layer._parameters.get("bias")
+    with torch.inference_mode(False), torch.no_grad():
+        cast = comfy.ops.cast_bias_weight(layer, torch.empty(0, dtype=like.dtype, device=like.device))
+        weight, bias = cast[0], cast[1]  # later versions may return more (an offload stream)
+
+        def own(t):
+            if t is None:
+                return None
+            if type(t) not in (torch.Tensor, torch.nn.Parameter) and hasattr(t, "dequantize"):
+                t = t.dequantize()
+            return t.to(like.device, like.dtype, copy=True)
+        return own(weight), own(bias)
 
 
 @contextlib.contextmanager
@@ -284,7 +315,7 @@ def record_edit_step(model, positive, latent: torch.Tensor, sigma: float, work, 
     def wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
         if out:  # several cond entries: the first one is optimized
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
-        replay = DecoderReplay(executor.class_obj)
+        replay = DecoderReplay(executor.class_obj, effective=host_weights)
         replay.out_dtype = x.dtype
         result = executor(x, timesteps, context, y, control,
                           replay.recording_options(transformer_options, context, control, y), **kwargs)

@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..dragnoise import DragConfig, feathered, optimize_bottleneck
 from ..dragnoise.points import EMPTY
-from .bridge import (BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, capture_mode,
+from .bridge import (FATAL, BottleneckType, DragNoiseInputError, InversionType, LiveProgress, PointsType, capture_mode,
                      kept_region, previewer_for, range_problem, record_edit_step, refuse_if_too_large, releasing,
                      require_unet, single_latent)
 
@@ -93,13 +93,14 @@ class DragNoiseOptimize(io.ComfyNode):
             live = LiveProgress(iterations, trail_every, preview_every, handles, targets, 2.0,
                                 preview if previewer else None)
             r = optimize_bottleneck(replay.decode, b, handles, targets, config, None if keep is None else keep.to(b.device),
-                                    live, grid=grid, low_memory=low_memory, capture=capture_mode(model, b.device))
+                                    live, grid=grid, low_memory=low_memory, capture=capture_mode(b.device), fatal=FATAL)
             live.send(r.iterations, iterations, r.handles, r.losses[-1] if r.losses else None, done=True)  # final
             return r
 
         with releasing():
             r = record_edit_step(model, positive, latent, inversion["sigma"], work,
-                                 check=lambda replay: refuse_if_too_large(model, replay, grid, low_memory))
+                                 check=lambda replay: refuse_if_too_large(model, replay, grid, low_memory,
+                                                                          capture_mode(replay.bottleneck.device) is not None))
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
                       "steps": inversion["steps"], "inversion_steps": inversion["inversion_steps"],
                       "iterations": r.iterations, "reached": r.reached, "handles": r.handles,

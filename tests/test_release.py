@@ -56,7 +56,7 @@ with torch.inference_mode():
     def measure(replay, x0):
         b = replay.bottleneck.clone().requires_grad_(True)
         replay.options = {**replay.options, "optimized_attention_override": bridge._sdpa_attention}
-        real = saved_tensor_bytes(lambda: replay.decode(b), skip=[n for *_, n in replay._weights.swaps])
+        real = saved_tensor_bytes(lambda: replay.decode(b), skip=replay._weights.tensors)
         return real["activations"]
     out["real_activations"] = bridge.record_edit_step(model, positive, inversion["latent"], inversion["sigma"], measure)
 
