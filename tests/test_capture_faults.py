@@ -127,7 +127,6 @@ def test_the_handles_go_back_after_warm_up_and_capture(fail):
     graph = graph_or_none(body, [handles], g)
     assert (graph is None) == (fail is not None)
     assert handles.tolist() == [[3.0, 4.0]]  # as the last eager iteration left them
-    assert g.log[-2:] in (["sync", "release"], ["wait", "sync"], ["sync"]) or g.log[-1] == "release"
 
 
 def test_the_stand_in_graph_computes_the_eager_loop(recorded, eager):
