@@ -85,6 +85,22 @@ with torch.inference_mode():
     out["alive_after_cancel"] = sorted({type(o).__name__ for o in gc.get_objects() if isinstance(o, torch.optim.Adam)
                                         or isinstance(o, DecoderReplay) and (o.skips or o.h_in or o._weights)})
     out["traceback_lines"] = len(__import__("traceback").format_tb(held.__traceback__)) if held else 0
+    # Cancel pressed before the optimization starts (during the count): it must reach ComfyUI as itself,
+    # not be taken for a failed count (the count then ran on and the drag finished)
+    mm.interrupt_current_processing(True)
+    try:
+        optimize()
+        out["cancel_before_start"] = "finished"
+    except mm.InterruptProcessingException:
+        out["cancel_before_start"] = "cancelled"
+    mm.interrupt_current_processing(False)
+    # the count with the iterations replayed as a CUDA graph adds the graph's pool: one more iteration
+    from dragnoise_pack.dragnoise.memory import optimization_bytes
+    out["captured_count"] = bridge.record_edit_step(
+        model, positive, inversion["latent"], inversion["sigma"], lambda replay, x0: None,
+        check=lambda replay: out.__setitem__("pair", [optimization_bytes(
+            replay, (64, 64), options={"optimized_attention_override": bridge._sdpa_attention}, captured=c)
+            for c in (False, True)]))
     out["model_unchanged"] = all(before[k].equal(v) for k, v in unet.state_dict().items())
 print(json.dumps(out))
 """
@@ -113,3 +129,7 @@ def test_memory_is_counted_refused_and_released():
     # the memory the process holds is back where it was before the cancelled run (within 1 MiB: small
     # bookkeeping such as the progress bar's last message; the edit itself holds ~10 MiB here)
     assert r["bytes_after"] - r["bytes_before"] < 1 << 20, (r["bytes_before"], r["bytes_after"])
+    assert r["cancel_before_start"] == "cancelled"
+    eager, captured = r["pair"]
+    assert captured["graph"] == eager["activations"] + eager["feature"] > 0
+    assert captured["total"] == eager["total"] + captured["graph"]
