@@ -68,8 +68,10 @@ def missing(names) -> list[str]:
     return [n for n in names if importlib.util.find_spec(n) is None]
 
 
-def import_comfy(device: str = "cpu", stub_missing: bool = False, extra_args=()) -> dict:
-    """Import comfy in CPU or GPU mode; returns {"comfy": path, "stubbed": [...]}."""
+def import_comfy(device: str = "cpu", stub_missing: bool = False, extra_args=(), as_main: bool = False) -> dict:
+    """Import comfy in CPU or GPU mode; returns {"comfy": path, "stubbed": [...]}. as_main: start ComfyUI
+    as its own main.py does (imported, so no server starts): its device set-up, cuda-malloc and, on 0.33
+    and later, DynamicVRAM, whatever this version's main.py does, rather than the minimal set-up below."""
     lacking = missing(REQUIRED)
     if lacking:
         raise SystemExit(f"missing required packages: {', '.join(lacking)} (see bench/README.md for wheels)")
@@ -92,6 +94,10 @@ def import_comfy(device: str = "cpu", stub_missing: bool = False, extra_args=())
     argv = sys.argv
     sys.argv = [argv[0]] + (["--cpu"] if device == "cpu" else []) + list(extra_args)
     try:
+        if as_main:  # ComfyUI's top-level modules (nodes, main) before any of the same name
+            sys.path.insert(0, str(path))
+            sys.argv[0] = str(path / "main.py")
+            import main  # noqa: F401
         import comfy.options
         comfy.options.enable_args_parsing()
         import comfy.cli_args  # noqa: F401  (parses the argv above)
