@@ -468,7 +468,7 @@ def test_thirty_queued_drags_complete_without_memory_growth(rserver, comfy_cpu, 
     # Growth from the 5th to the 30th prompt may be at most a third of one edit (~48 of ~145 MiB, most
     # of it the grad-safe weight copies): room for allocator drift and ComfyUI 0.33's output cache
     # (measured -8 and +13 MiB on 0.3.75, +18 MiB on 0.33, with swings of ~15 MiB between prompts), while
-    # one leaked edit, or 1/75 of an edit (2 MiB) per prompt, fails; the old bound, 10 % of RSS
+    # one leaked edit, or 1/50 of an edit (3 MiB) per prompt, fails; the old bound, 10 % of RSS
     # (~165 MiB), let a whole leaked edit pass
     bound = edit // 3
     proc = psutil.Process(rserver.proc.pid)
