@@ -139,3 +139,14 @@ def sdxl_sources(ckpt: str, size: int = SIZE, cond_size: int = 1024, text: str =
         "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["image", 0], "vae": ["ckpt", 2]}},
     }
     return nodes, {"model": ["ckpt", 0], "pos": ["pos", 0], "neg": ["neg", 0], "vae": ["ckpt", 2]}
+
+
+def with_unpatched(p: dict) -> dict:
+    """Add to a drag_prompt graph the same sampling of the same inverted latent with the MODEL the patch
+    was given instead of the patched one (saved by "save_plain"): what the drag changed is the difference
+    between "save" and "save_plain". One more short sampling, cached while its inputs are unchanged."""
+    p["sample_plain"] = {**p["sample"], "inputs": {**p["sample"]["inputs"], "model": p["patch"]["inputs"]["model"]}}
+    p["decode_plain"] = {**p["decode"], "inputs": {**p["decode"]["inputs"], "samples": ["sample_plain", 0]}}
+    p["save_plain"] = {**p["save"], "inputs": {"images": ["decode_plain", 0],
+                                               "filename_prefix": p["save"]["inputs"]["filename_prefix"] + "_plain"}}
+    return p

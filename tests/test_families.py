@@ -99,8 +99,9 @@ def test_sd15_inpainting_model_drags_end_to_end(server, models_dir):
     path = Path(models_dir) / "diffusion_models" / name
     if not path.exists():
         safetensors.torch.save_file(tiny_sd15.unet_state_dict(seed=1, in_channels=9), str(path))
-    p = graphs.drag_prompt([{"handle": [45, 64], "target": [70, 64]}], prefix="inpaint", steps=6,
-                           inversion_steps=4, iterations=2)
+    from test_server import assert_drag_changed
+    p = graphs.with_unpatched(graphs.drag_prompt([{"handle": [45, 64], "target": [70, 64]}], prefix="inpaint",
+                                                 steps=6, inversion_steps=4, iterations=2))
     p["unet"]["inputs"]["unet_name"] = name
     entry = server.run(p)
-    assert entry["outputs"]["save"]["images"]
+    assert_drag_changed(server, entry)

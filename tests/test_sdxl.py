@@ -145,8 +145,10 @@ def test_sdxl_drag_end_to_end_through_the_checkpoint_loader(server, sdxl_checkpo
 def test_sdxl_v_prediction_with_zero_terminal_snr_drags_end_to_end(server, sdxl_checkpoint):
     # v-prediction SDXL fine-tunes (e.g. "v_pred" + "ztsnr" checkpoints) get exactly this model_sampling
     vpred = ("ModelSamplingDiscrete", {"sampling": "v_prediction", "zsnr": True})
-    entry = server.run(sdxl_drag(sdxl_checkpoint, "sdxl_vpred", sampling=vpred))
+    from test_server import assert_drag_changed
+    entry = server.run(graphs.with_unpatched(sdxl_drag(sdxl_checkpoint, "sdxl_vpred", sampling=vpred)))
     assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
+    assert_drag_changed(server, entry)
 
 
 @pytest.mark.parametrize("node", ["invert", "optimize", "patch"])

@@ -10,10 +10,21 @@ from comfy_server import error_of
 
 NODES = ("DragNoiseInversion", "DragNoisePoints", "DragNoiseOptimize", "DragNoisePropagation")
 DRAG = [{"handle": [45, 64], "target": [70, 64]}]
+# mean |difference| (of 255) a drag must make against the unpatched sampling: a no-op patch gives 0, a
+# float-rounding difference far less; the smallest drags here (test_reliability, 1-2 iterations) give ~0.1
+LEAST_CHANGE = 0.02
 
 
 def pixels(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def assert_drag_changed(server, entry, at_least=LEAST_CHANGE):
+    """The patched sampling's image differs from the same sampling unpatched (graphs.with_unpatched)."""
+    dragged, plain = (pixels(server.image(entry, n)).astype(np.float32) for n in ("save", "save_plain"))
+    change = float(np.abs(dragged - plain).mean())
+    print(f"drag vs unpatched: mean |difference| {change:.2f} of 255")
+    assert change > at_least, f"the drag changed the image by only {change:.3f} of 255 (mean) against the unpatched run"
 
 
 def test_nodes_are_registered(server):
@@ -92,9 +103,11 @@ def test_redrag_with_new_points_reuses_the_inversion(server):
 
 
 def test_lora_fitted_with_core_training_nodes_feeds_the_drag(server):
-    entry = server.run(graphs.lora_fit_prompt(DRAG, server.get("/object_info"), train_steps=2, batch=2, prefix="lora_fit", iterations=2))
+    entry = server.run(graphs.with_unpatched(graphs.lora_fit_prompt(DRAG, server.get("/object_info"), train_steps=2,
+                                                                    batch=2, prefix="lora_fit", iterations=2)))
     assert {"train", "lora", "invert", "optimize"} <= executed_nodes(entry)
     assert pixels(server.image(entry, "save")).shape == (graphs.SIZE, graphs.SIZE, 3)
+    assert_drag_changed(server, entry)
 
 
 def test_sampler_not_starting_at_the_editing_step_is_named(server):

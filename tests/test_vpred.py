@@ -54,10 +54,11 @@ def test_inversion_then_ddim_reconstructs_the_latent(server, sampling, zsnr):
 
 
 def test_v_prediction_drag_runs_end_to_end(server):
+    from test_server import assert_drag_changed
     p = graphs.drag_prompt([{"handle": [45, 64], "target": [70, 64]}], prefix="vpred_drag")
     p["ms"] = {"class_type": "ModelSamplingDiscrete", "inputs": {"model": ["unet", 0], "sampling": "v_prediction",
                                                                   "zsnr": False}}
     for node in ("invert", "optimize", "patch"):
         p[node]["inputs"]["model"] = ["ms", 0]
-    entry = server.run(p)
-    assert entry["outputs"]["save"]["images"]
+    entry = server.run(graphs.with_unpatched(p))  # (the unpatched sampling: the v-prediction MODEL too)
+    assert_drag_changed(server, entry)

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import unavailable  # in CI a frontend without the Vue renderer fails
 
 import graphs
 
@@ -70,7 +71,7 @@ def open_editor(page, srv, vue: bool, linked: bool = True):
             return s.get("Comfy.VueNodes.Enabled") === true;
         }}""")
         if not has:
-            pytest.skip("this frontend has no Comfy.VueNodes.Enabled setting")
+            unavailable("this frontend has no Comfy.VueNodes.Enabled setting")
     page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", workflow(linked))
     # a non-default zoom and pan: the editor must map clicks through it
     # (newer frontends restore/fit the view asynchronously after a load: insist until it sticks)
