@@ -354,8 +354,8 @@ def sdxl():
     g.link(ckpt, 1, neg, "clip")
     drag_tail(g, ckpt, pos, neg, ckpt, enc, img)
     g.save("dragnoise_sdxl.json", "SDXL family at its native 1024 px: the picture is scaled (center crop) to "
-           "1024 x 1024 and CLIP Text Encode (SDXL) is given that size; handles in those pixels, supervised at "
-           "half resolution as with SD1.5")
+           "1024 x 1024 and CLIP Text Encode (SDXL) is given that size; handles in those pixels (Run once to see "
+           "the scaled picture in the point editor), supervised at half resolution as with SD1.5")
 
 
 TOY_SCENE, TOY_POINTS = DEMO_SCENE, json.dumps(DEMO_POINTS)  # a yellow disc on grey, dragged right
@@ -386,7 +386,18 @@ def toy_demo():
            "(testing) nodes). It runs every step of a drag and moves the disc most of the way (see the Note)")
 
 
+def load_object_info(source: str) -> dict:
+    """A ComfyUI's /object_info: from its address (http://127.0.0.1:8188) or a saved copy."""
+    if source.startswith("http"):
+        from urllib.request import urlopen
+        with urlopen(source.rstrip("/") + "/object_info", timeout=60) as r:
+            return json.loads(r.read())
+    return json.loads(Path(source).read_text())
+
+
 if __name__ == "__main__":
+    if "--object-info" in sys.argv:
+        OBJECT_INFO.update(load_object_info(sys.argv[sys.argv.index("--object-info") + 1]))
     OUT.mkdir(exist_ok=True)
     real_photo("dragnoise_real_photo.json", "Load Image -> VAE Encode -> DragNoise; set points on the canvas")
     real_photo("dragnoise_real_photo_mask.json", "Paint the editable region with the mask editor on Load Image",

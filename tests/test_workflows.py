@@ -366,3 +366,29 @@ def test_the_lora_fit_file_follows_the_training_nodes_interface(tmp_path):
     neither["TrainLoraNode"]["input"]["required"].pop("bypass_mode")
     with pytest.raises(AssertionError, match="0 of its files fit"):
         pick(neither)
+
+
+def test_make_workflows_fills_a_core_node_from_object_info_by_name():
+    """make_workflows --object-info: a core node takes the host's widget order, the script's values by name and
+    the host's default for an input the script does not know; a name the host lacks stops the script."""
+    import sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_workflows as mw
+    wf = json.loads((ROOT / "workflows" / "dragnoise_real_photo.json").read_text())
+    info = with_input(interface_of(wf), "KSamplerAdvanced", "sigma_shift", ["FLOAT", {"default": 0.5}], before="cfg")
+    values = ["disable", 0, "fixed", 50, 1.0, "ddim", "ddim_uniform", 15, 10000, "disable"]
+    old = dict(mw.OBJECT_INFO)
+    try:
+        mw.OBJECT_INFO.clear()
+        mw.OBJECT_INFO.update(info)
+        g = mw.Graph()
+        node = g.nodes[g.add("KSamplerAdvanced", (0, 0), values) - 1]
+        assert list(node["widgets_values_named"]) == list(graphs.widget_defaults(info["KSamplerAdvanced"]))
+        assert node["widgets_values_named"]["sigma_shift"] == 0.5 and node["widgets_values_named"]["cfg"] == 1.0
+        assert node["widgets_values"][node["widgets_values"].index(0.5) + 1] == 1.0  # in the host's order
+        info["KSamplerAdvanced"]["input"]["required"].pop("cfg")
+        with pytest.raises(SystemExit, match="KSamplerAdvanced: this ComfyUI has no input cfg"):
+            g.add("KSamplerAdvanced", (0, 0), values)
+    finally:
+        mw.OBJECT_INFO.clear()
+        mw.OBJECT_INFO.update(old)
