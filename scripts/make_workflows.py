@@ -80,7 +80,7 @@ SPEC = {
 }
 # ComfyUI 0.33's training nodes: TrainLoraNode returns no MODEL first and asks for more settings, LoraModelLoader
 # a bypass switch. No file can serve both (links name outputs by index, widgets by position), so the
-# LoRA-fit workflow comes once per interface, named for the ComfyUI it was made for (workflows/README.md).
+# LoRA-fit workflow comes once per interface, named for the ComfyUI it was made for (README, Workflows).
 SPEC_033 = {
     "TrainLoraNode": (SPEC["TrainLoraNode"][0], [("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")],
                       ["batch_size", "grad_accumulation_steps", "steps", "learning_rate", "rank", "optimizer",
@@ -131,6 +131,7 @@ def height(cls, spec=SPEC):
 class Graph:
     def __init__(self, spec=SPEC):
         self.nodes, self.links, self.spec = [], [], spec
+        self.misfit = []  # why the --object-info ComfyUI's core nodes do not fit this file (then it is not written)
 
     def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
         """pos: (column, row) in the grid that settle() turns into coordinates."""
@@ -140,8 +141,11 @@ class Graph:
             host = graphs.widget_defaults(OBJECT_INFO[cls])
             gone = [n for n in named if n not in host]
             if gone:
-                raise SystemExit(f"{cls}: this ComfyUI has no input {', '.join(gone)} (removed or renamed?)")
-            named = {n: named.get(n, "fixed" if d is None else d) for n, d in host.items()}
+                self.misfit.append(f"{cls} has no input {', '.join(gone)} (removed or renamed?)")
+            if OBJECT_INFO[cls]["output"][:len(outs)] != [t for _, t in outs]:
+                self.misfit.append(f"{cls}'s outputs differ")
+            named = {n: named[n] if n in named else "fixed" if n == "control_after_generate" else d
+                     for n, d in host.items()}
             widgets = list(named.values())
         node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls, self.spec)], "flags": {},
                 "order": len(self.nodes), "mode": 0,
@@ -199,6 +203,9 @@ class Graph:
         return {"scale": scale, "offset": [round(left / scale - x0), round(top / scale - y0)]}
 
     def save(self, name, note):
+        if self.misfit:  # (the LoRA-fit file of another ComfyUI's training nodes)
+            print(f"skipped {name}: in this ComfyUI " + "; ".join(self.misfit))
+            return
         self.settle()
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
               "links": self.links, "groups": [], "config": {},

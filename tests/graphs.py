@@ -31,9 +31,9 @@ def default_of(kind, opts: dict):
     """The value a node gets for an input nobody set: its declared default, else the frontend's choice."""
     if "default" in opts:
         return opts["default"]
-    options = kind if isinstance(kind, list) else opts.get("options")
-    if options:
-        return options[0]
+    if isinstance(kind, list) or kind == "COMBO":  # the first option (None when the host lists none)
+        options = kind if isinstance(kind, list) else opts.get("options")
+        return options[0] if options else None
     return {"INT": opts.get("min", 0), "FLOAT": opts.get("min", 0.0), "STRING": "", "BOOLEAN": False}.get(kind)
 
 

@@ -4,6 +4,7 @@ ComfyUI serves workflows/ as this pack's templates; the frontend fetches each ca
 /api/workflow_templates/<pack>/<name>.jpg (always jpg for a custom node's templates).
 """
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,29 @@ from test_widget import APP, SETTINGS
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = {p.stem: json.loads(p.read_text()) for p in sorted((ROOT / "workflows").glob("*.json"))}
 PACK = "comfyui-dragnoise"  # the pack's folder name in custom_nodes/, as ComfyServer links it
+
+
+# X.comfyui-A.B.json: a workflow that needs one file per interface of ComfyUI's core nodes (the LoRA fit)
+VARIANT = re.compile(r"(.+)\.comfyui-(\d+\.\d+)$")
+
+
+def family(name: str) -> str:
+    return VARIANT.match(name).group(1) if VARIANT.match(name) else name
+
+
+FAMILIES = [family(n) for n in WORKFLOWS]
+
+
+def test_a_workflow_with_a_file_per_comfyui_names_the_comfyui_of_each():
+    """Every ComfyUI's Templates browser lists all files: each names its ComfyUI, and its Note says so too."""
+    for name in WORKFLOWS:
+        m = VARIANT.match(name)
+        assert m or FAMILIES.count(name) == 1, f"{name}: one of several files of a workflow, not named for its ComfyUI"
+        if m and FAMILIES.count(m.group(1)) > 1:
+            notes = [n["widgets_values"][0] for n in WORKFLOWS[name]["nodes"] if n["type"] == "Note"]
+            assert any(re.search(rf"ComfyUI {re.escape(m.group(2))}(?![\d])", t) for t in notes), \
+                f"{name}: no Note says which ComfyUI it is for"
+    assert any(VARIANT.match(n) for n in WORKFLOWS), "the LoRA-fit files are not named for their ComfyUI"
 
 
 def card(name: str) -> str:
@@ -130,6 +154,9 @@ def test_templates_show_pictures_and_open(request, browser, frontend):
             img.wait_for(timeout=30_000)
             page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=img.element_handle(), timeout=30_000)
             assert fetched.get(f"{name}.jpg") == 200, f"{frontend}: {name}.jpg not served: {fetched}"
+            if FAMILIES.count(family(name)) > 1:  # one of several files: its card says which ComfyUI (by its title)
+                text = show_card(page, name).inner_text()
+                assert re.search(r"comfyui-\d+\.\d+", text, re.I), f"{frontend}: the {name} card: {text!r}"
             shown, diff, next_diff = whose(img.evaluate(SHOWN), pictures)
             # its own picture, and told apart from the nearest other one (identical pictures are not)
             assert shown == name and diff <= SAME < next_diff, \
@@ -146,7 +173,10 @@ def test_templates_show_pictures_and_open(request, browser, frontend):
                 pass  # the assert below says what opened instead
             types = page.evaluate(f"() => {APP}.graph._nodes.map(n => n.type).sort()")
             assert types == sorted(n["type"] for n in wf["nodes"]), f"{frontend}: {name} opened something else"
-            page.wait_for_timeout(300)  # the view the workflow stores is applied after the graph
+            try:  # the view is set after the graph loads (later under load)
+                page.wait_for_function(f"() => ({READABLE})().scale >= ({READABLE})().threshold", timeout=10_000)
+            except Exception:
+                pass  # the assert below says at which zoom it opened
             zoom = page.evaluate(READABLE)
             assert zoom["scale"] >= zoom["threshold"], \
                 f"{frontend}: {name} opens at zoom {zoom['scale']:.2f}, where ComfyUI hides titles and widgets"

@@ -20,8 +20,8 @@ app.registerExtension({
     const graph = app.graph, note = graph?.extra?.dragnoise_note, ds = graph?.extra?.ds;
     if (!note || !ds || !readable(ds.scale)) return;
     const stored = { scale: ds.scale, offset: [...ds.offset] };
-    // the frontend fits the view during the load (1.49) or on a frame after it (1.58): check over a few frames
-    let frames = 0;
+    // the frontend fits the view during the load (1.49) or on a frame after it (1.58): watch for a moment
+    const until = performance.now() + 2000;
     const check = () => {
       const canvas = app.canvas;
       if (app.graph !== graph || graph.extra?.dragnoise_note !== note || !canvas) return; // another load
@@ -31,7 +31,7 @@ app.registerExtension({
         canvas.ds.offset[1] = stored.offset[1];
         canvas.setDirty(true, true);
       }
-      if (++frames < 20) requestAnimationFrame(check);
+      if (performance.now() < until) requestAnimationFrame(check);
     };
     requestAnimationFrame(check);
   },
