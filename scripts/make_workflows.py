@@ -2,6 +2,8 @@
 
 Kept as code so links and widget orders are written once; run it after a node's
 inputs change: python scripts/make_workflows.py
+With --object-info URL-or-FILE (a running ComfyUI, or its saved /object_info), ComfyUI's own nodes take
+their widgets in that ComfyUI's order, and any input this script does not set at its declared default.
 """
 import json
 import math
@@ -9,6 +11,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
+import graphs  # noqa: E402  (a node's widgets and defaults as /object_info declares them)
 from dragnoise_toy.model import (DEMO_INVERSION_STEPS, DEMO_ITERATIONS, DEMO_LR, DEMO_POINTS, DEMO_R1,  # noqa: E402
                                  DEMO_SCENE, SIZE as TOY_SIZE)  # the toy demo's settings and drag
 
@@ -35,6 +39,7 @@ SPEC = {
     "CLIPTextEncodeSDXL": ([("clip", "CLIP")], [("CONDITIONING", "CONDITIONING")],
                            ["width", "height", "crop_w", "crop_h", "target_width", "target_height", "text_g", "text_l"]),
     "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")], ["image", "upload"]),
+    "ImageScale": ([("image", "IMAGE")], [("IMAGE", "IMAGE")], ["upscale_method", "width", "height", "crop"]),
     "VAEEncode": ([("pixels", "IMAGE"), ("vae", "VAE")], [("LATENT", "LATENT")], []),
     "VAEDecode": ([("samples", "LATENT"), ("vae", "VAE")], [("IMAGE", "IMAGE")], []),
     "SaveImage": ([("images", "IMAGE")], [], ["filename_prefix"]),
@@ -75,7 +80,7 @@ SPEC = {
 }
 # ComfyUI 0.33's training nodes: TrainLoraNode returns no MODEL first and asks for more settings, LoraModelLoader
 # a bypass switch. No file can serve both (links name outputs by index, widgets by position), so the
-# LoRA-fit workflow comes once per version (README, "Supported ComfyUI").
+# LoRA-fit workflow comes once per interface, named for the ComfyUI it was made for (README, Workflows).
 SPEC_033 = {
     "TrainLoraNode": (SPEC["TrainLoraNode"][0], [("lora", "LORA_MODEL"), ("loss_map", "LOSS_MAP"), ("steps", "INT")],
                       ["batch_size", "grad_accumulation_steps", "steps", "learning_rate", "rank", "optimizer",
@@ -85,14 +90,37 @@ SPEC_033 = {
     "LoraModelLoader": (SPEC["LoraModelLoader"][0], SPEC["LoraModelLoader"][1], ["strength_model", "bypass"]),
 }
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
+OBJECT_INFO = {}  # a ComfyUI's /object_info (--object-info): its interface for the core nodes, else SPEC's
 # Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
 # renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
 HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
-# each workflow opens with its whole graph in a 1600x900 window: this box of it, clear of the side
-# bar, the tabs and the floating workflow-name and Run bars (tests/test_layout.py checks the boxes)
+# each workflow opens in a 1600x900 window with its graph in this box of it, clear of the side bar, the
+# tabs and the floating workflow-name and Run bars (tests/test_layout.py checks the boxes)
 VIEW_MARGIN, VIEW = (70, 135), (1500, 715)
+# Below zoom MinFontSizeForLOD / (NODE_TEXT_SIZE * sqrt(devicePixelRatio)) = 8 / 14 = 0.57 on a 1x screen, the
+# canvas draws nodes as grey boxes with no title or widgets (LGraphCanvas.updateLowQualityThreshold, frontends
+# 1.32.9, 1.49.6 and 1.58.1; setting LiteGraph.Canvas.MinFontSizeForLOD, default 8). A graph too big for the
+# window at READABLE opens at READABLE on its main path instead of whole.
+READABLE = 0.65
+
+
+def main_path(wf) -> set:
+    """Ids of the drag a user works in: this pack's drag nodes (not the toy's model and scene sources) and
+    every node downstream of them, down to Save Image."""
+    ids = {n["id"] for n in wf["nodes"] if n["type"].startswith(graphs.PACK_PREFIX) and "Toy" not in n["type"]}
+    while True:
+        more = {dst for _, src, _, dst, _, _ in wf["links"] if src in ids} - ids
+        if not more:
+            return ids
+        ids |= more
+
+
+def box(nodes):
+    """(x0, y0, x1, y1) around the nodes in graph units, title bars included."""
+    return (min(n["pos"][0] for n in nodes), min(n["pos"][1] for n in nodes) - TITLE,
+            max(n["pos"][0] + n["size"][0] for n in nodes), max(n["pos"][1] + n["size"][1] for n in nodes))
 
 
 def height(cls, spec=SPEC):
@@ -103,15 +131,29 @@ def height(cls, spec=SPEC):
 class Graph:
     def __init__(self, spec=SPEC):
         self.nodes, self.links, self.spec = [], [], spec
+        self.misfit = []  # why the --object-info ComfyUI's core nodes do not fit this file (then it is not written)
 
     def add(self, cls, pos, widgets=(), size=(320, 130), title=None):
         """pos: (column, row) in the grid that settle() turns into coordinates."""
-        ins, outs, _ = self.spec[cls]
+        ins, outs, names = self.spec[cls]
+        named = dict(zip(names, widgets))
+        if cls in OBJECT_INFO and not cls.startswith(graphs.PACK_PREFIX):
+            host = graphs.widget_defaults(OBJECT_INFO[cls])
+            gone = [n for n in named if n not in host]
+            if gone:
+                self.misfit.append(f"{cls} has no input {', '.join(gone)} (removed or renamed?)")
+            if OBJECT_INFO[cls]["output"][:len(outs)] != [t for _, t in outs]:
+                self.misfit.append(f"{cls}'s outputs differ")
+            named = {n: named[n] if n in named else "fixed" if n == "control_after_generate" else d
+                     for n, d in host.items()}
+            widgets = list(named.values())
         node = {"id": len(self.nodes) + 1, "type": cls, "pos": list(pos), "size": [size[0], height(cls, self.spec)], "flags": {},
                 "order": len(self.nodes), "mode": 0,
                 "inputs": [{"name": n, "type": t, "link": None} for n, t in ins],
                 "outputs": [{"name": n, "type": t, "links": [], "slot_index": i} for i, (n, t) in enumerate(outs)],
                 "properties": {"Node name for S&R": cls}, "widgets_values": list(widgets)}
+        if named:  # the same values by name (the frontend's own field): which input each value is for
+            node["widgets_values_named"] = named
         if title:
             node["title"] = title
         if widgets and widgets[0] in DOWNLOADS:
@@ -146,17 +188,24 @@ class Graph:
                 y += n["size"][1] + TITLE + GAP
 
     def view(self):
-        """The stored view (extra.ds) that opens the workflow with the whole graph in a VIEW-sized
-        window, title bars included: screen = (graph + offset) * scale in LiteGraph."""
-        x0 = min(n["pos"][0] for n in self.nodes)
-        y0 = min(n["pos"][1] for n in self.nodes) - TITLE
-        x1 = max(n["pos"][0] + n["size"][0] for n in self.nodes)
-        y1 = max(n["pos"][1] + n["size"][1] for n in self.nodes)
+        """The stored view (extra.ds) the workflow opens at (screen = (graph + offset) * scale in LiteGraph):
+        the whole graph in the VIEW box if it fits at a readable zoom; else READABLE, with the main path in
+        the box and as much of what feeds it as fits on its left and above."""
         (left, top), (w, h) = VIEW_MARGIN, VIEW
+        x0, y0, x1, y1 = box(self.nodes)
         scale = math.floor(100 * min(1.0, w / (x1 - x0), h / (y1 - y0))) / 100
+        if scale < READABLE:
+            main = [n for n in self.nodes if n["id"] in main_path({"nodes": self.nodes, "links": self.links})]
+            mx0, my0, mx1, my1 = box(main)
+            scale = min(READABLE, math.floor(100 * min(w / (mx1 - mx0), h / (my1 - my0))) / 100)
+            assert scale >= READABLE, f"the main path needs zoom {scale} to fit: lay it out smaller"
+            x0, y0 = max(x0, mx1 - w / scale), max(y0, my1 - h / scale)
         return {"scale": scale, "offset": [round(left / scale - x0), round(top / scale - y0)]}
 
     def save(self, name, note):
+        if self.misfit:  # (the LoRA-fit file of another ComfyUI's training nodes)
+            print(f"skipped {name}: in this ComfyUI " + "; ".join(self.misfit))
+            return
         self.settle()
         wf = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
               "links": self.links, "groups": [], "config": {},
@@ -214,7 +263,28 @@ def loaders(g, lora=False):
     return ckpt, model, pos, neg
 
 
-def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=False, comfy033=False):
+# the official UI's LoRA settings (rank 16, 60 steps, lr 5e-4, batch 4); 0.33's added settings at their defaults
+TRAIN = {"batch_size": 4, "grad_accumulation_steps": 1, "steps": 60, "learning_rate": 0.0005, "rank": 16,
+         "optimizer": "AdamW", "loss_function": "MSE", "seed": 0, "control_after_generate": "fixed",
+         "training_dtype": "bf16", "lora_dtype": "bf16", "quantized_backward": False, "algorithm": "LoRA",
+         "gradient_checkpointing": True, "checkpoint_depth": 1, "offloading": False, "existing_lora": "[None]",
+         "bucket_mode": False, "bypass_mode": False}
+LORA_FIT = "dragnoise_lora_fit.comfyui-{}.json"  # one file per interface of ComfyUI's training nodes
+LORA_FIT_NOTES = {
+    "0.3": "For ComfyUI 0.3.x (made on 0.3.75): there Train LoRA's first output is model_with_lora (a MODEL) "
+           "and Load LoRA Model has no bypass switch. If your Train LoRA starts with a lora output instead "
+           "(ComfyUI 0.33), open " + LORA_FIT.format("0.33") + ".\n\nRun it once: Train LoRA fits a LoRA "
+           "to the image in Load Image (rank 16, 60 steps, lr 5e-4, batch 4) and the drag uses it.",
+    "0.33": "For ComfyUI 0.33 and later releases with the same training nodes: there Train LoRA returns no MODEL "
+            "(its first output is lora) and Load LoRA Model has a bypass switch. If your Train LoRA starts with "
+            "a model_with_lora output instead (ComfyUI 0.3.x), open " + LORA_FIT.format("0.3") + ".\n\nRun it "
+            "once: Train LoRA fits a LoRA to the image in Load Image (rank 16, 60 steps, lr 5e-4, batch 4) and "
+            "the drag uses it.",
+}
+
+
+def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=None, comfy033=False):
+    """lora_fit: the text of the Note that says which ComfyUI the LoRA-fit file is for."""
     g = Graph(dict(SPEC, **SPEC_033) if comfy033 else SPEC)
     ckpt, model, pos, neg = loaders(g, lora)
     img = g.add("LoadImage", (0, 440), ["example.png", "image"], size=(320, 360))
@@ -227,16 +297,15 @@ def real_photo(name, note, lora=False, mask=False, controlnet=False, lora_fit=Fa
         # a list of latents: 0.3.75's TrainLoraNode fails on a single latent tensor
         split = g.add("RebatchLatents", (400, 690), [1])
         g.link(rep, 0, split, "latents")
-        settings = [4, 1, 60, 0.0005, 16, "AdamW", "MSE", 0, "fixed", "bf16", "bf16", "LoRA", True, "[None]"]
-        if comfy033:  # its added settings at their defaults (quantized_backward ... bypass_mode)
-            settings = settings[:11] + [False] + settings[11:13] + [1, False] + settings[13:] + [False, False]
-        train = g.add("TrainLoraNode", (400, 810), settings, size=(340, 420))
+        train = g.add("TrainLoraNode", (400, 810), [TRAIN[n] for n in g.spec["TrainLoraNode"][2]], size=(340, 420))
         g.link(ckpt, 0, train, "model")
         g.link(split, 0, train, "latents")
         g.link(pos, 0, train, "positive")
-        fitted = g.add("LoraModelLoader", (400, 1260), [1.0, False] if comfy033 else [1.0])
+        fitted = g.add("LoraModelLoader", (400, 1260), [{"strength_model": 1.0, "bypass": False}[n]
+                                                        for n in g.spec["LoraModelLoader"][2]])
         g.link(ckpt, 0, fitted, "model")
-        g.link(train, 0 if comfy033 else 1, fitted, "lora")
+        g.link(train, [t for _, t in g.spec["TrainLoraNode"][1]].index("LORA_MODEL"), fitted, "lora")
+        g.add("Note", (0, 900), [lora_fit], size=(320, 330), title="Which ComfyUI this file is for")
         model = fitted
     pos_out = neg_out = 0
     if controlnet:  # the same ControlNet conditioning feeds inversion, optimization and sampling
@@ -278,7 +347,10 @@ def sdxl():
     """SDXL family: CLIP Text Encode (SDXL) gives the pooled text and size embeddings SDXL's `y` is built from."""
     g = Graph()
     ckpt = g.add("CheckpointLoaderSimple", (0, 40), [SDXL_CKPT])
-    img = g.add("LoadImage", (0, 220), ["example.png", "image"], size=(320, 360))
+    photo = g.add("LoadImage", (0, 220), ["example.png", "image"], size=(320, 360))
+    # any picture (ComfyUI's own example.png is 768 px) becomes SDXL's native 1024 px before the drag
+    img = g.add("ImageScale", (0, 600), ["lanczos", 1024, 1024, "center"], title="Upscale Image to 1024 px")
+    g.link(photo, 0, img, "image")
     enc = g.add("VAEEncode", (0, 640))
     g.link(img, 0, enc, "pixels")
     g.link(ckpt, 2, enc, "vae")
@@ -288,8 +360,9 @@ def sdxl():
     g.link(ckpt, 1, pos, "clip")
     g.link(ckpt, 1, neg, "clip")
     drag_tail(g, ckpt, pos, neg, ckpt, enc, img)
-    g.save("dragnoise_sdxl.json", "SDXL family: CLIP Text Encode (SDXL) with the image's size (1024 for a 1024 px "
-           "image); handles in image pixels, supervised at half resolution as with SD1.5")
+    g.save("dragnoise_sdxl.json", "SDXL family at its native 1024 px: the picture is scaled (center crop) to "
+           "1024 x 1024 and CLIP Text Encode (SDXL) is given that size; handles in those pixels (Run once to see "
+           "the scaled picture in the point editor), supervised at half resolution as with SD1.5")
 
 
 TOY_SCENE, TOY_POINTS = DEMO_SCENE, json.dumps(DEMO_POINTS)  # a yellow disc on grey, dragged right
@@ -320,19 +393,30 @@ def toy_demo():
            "(testing) nodes). It runs every step of a drag and moves the disc most of the way (see the Note)")
 
 
+def load_object_info(source: str) -> dict:
+    """A ComfyUI's /object_info: from its address (http://127.0.0.1:8188) or a saved copy."""
+    if source.startswith("http"):
+        from urllib.request import urlopen
+        with urlopen(source.rstrip("/") + "/object_info", timeout=60) as r:
+            return json.loads(r.read())
+    return json.loads(Path(source).read_text())
+
+
 if __name__ == "__main__":
+    if "--object-info" in sys.argv:
+        OBJECT_INFO.update(load_object_info(sys.argv[sys.argv.index("--object-info") + 1]))
     OUT.mkdir(exist_ok=True)
     real_photo("dragnoise_real_photo.json", "Load Image -> VAE Encode -> DragNoise; set points on the canvas")
     real_photo("dragnoise_real_photo_mask.json", "Paint the editable region with the mask editor on Load Image",
                mask=True)
     real_photo("dragnoise_lora.json", "A LoRA fitted to this image (DragDiffusion-style) loaded before the drag",
                lora=True)
-    real_photo("dragnoise_lora_fit.json", "Real-photo fidelity: fit a LoRA to the image with ComfyUI's training "
-               "nodes (rank 16, 60 steps, lr 5e-4, batch 4), then drag with it (ComfyUI 0.3.x; for 0.33 and "
-               "newer open dragnoise_lora_fit.comfyui-0.33.json)", lora_fit=True)
-    real_photo("dragnoise_lora_fit.comfyui-0.33.json", "Real-photo fidelity on ComfyUI 0.33 and newer, whose "
-               "training nodes changed: fit a LoRA to the image with ComfyUI's training nodes (rank 16, 60 steps, "
-               "lr 5e-4, batch 4), then drag with it", lora_fit=True, comfy033=True)
+    real_photo(LORA_FIT.format("0.3"), "ComfyUI 0.3.x: fit a LoRA to the image with ComfyUI's training nodes "
+               "(rank 16, 60 steps, lr 5e-4, batch 4), then drag with it (real-photo fidelity)",
+               lora_fit=LORA_FIT_NOTES["0.3"])
+    real_photo(LORA_FIT.format("0.33"), "ComfyUI 0.33: fit a LoRA to the image with ComfyUI's training nodes "
+               "(rank 16, 60 steps, lr 5e-4, batch 4), then drag with it (real-photo fidelity)",
+               lora_fit=LORA_FIT_NOTES["0.33"], comfy033=True)
     real_photo("dragnoise_controlnet.json", "A Canny ControlNet on the conditioning: its middle residual is "
                "added on top of the injected bottleneck", controlnet=True)
     generated()

@@ -70,6 +70,10 @@ class ComfyServer:
             return e.code, json.loads(e.read() or b"{}")
 
     def queue(self, prompt: dict) -> tuple[int, dict]:
+        import graphs  # core nodes' inputs the test graph leaves out go in at this ComfyUI's defaults
+        if not hasattr(self, "object_info"):
+            self.object_info = self.get("/object_info")
+        graphs.with_defaults(prompt, self.object_info)
         return self.post("/prompt", {"prompt": prompt, "client_id": self.client_id})
 
     def wait(self, prompt_id: str, timeout: float = 600) -> dict:

@@ -6,6 +6,68 @@ import json
 IMAGE = "dragnoise_test.png"
 SIZE = 128
 UNET, CLIP = "dragnoise_tiny_sd15.safetensors", "dragnoise_tiny_clip_l.safetensors"
+PACK_PREFIX = "DragNoise"  # this pack's class_types; every other node is ComfyUI's, whose interface moves
+
+
+# --- a node's interface as /object_info declares it ------------------------------------------------
+# The frontend makes one widget per INT/FLOAT/STRING/BOOLEAN/COMBO input, in declaration order (required,
+# then optional), plus its own "control_after_generate" after a seed and "upload" after an image picker.
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+FRONTEND_ONLY = {"control_after_generate": None, "upload": "image"}  # widgets with no input behind them
+
+
+def declared_inputs(info: dict, groups=("required", "optional")) -> list:
+    """[(name, type, options)] of a node's required and optional inputs, in declaration order."""
+    out = []
+    for group in groups:
+        spec = info.get("input", {}).get(group, {})
+        for name in info.get("input_order", {}).get(group, list(spec)):
+            kind, *rest = spec[name]
+            out.append((name, kind, rest[0] if rest and isinstance(rest[0], dict) else {}))
+    return out
+
+
+def default_of(kind, opts: dict):
+    """The value a node gets for an input nobody set: its declared default, else the frontend's choice."""
+    if "default" in opts:
+        return opts["default"]
+    if isinstance(kind, list) or kind == "COMBO":  # the first option (None when the host lists none)
+        options = kind if isinstance(kind, list) else opts.get("options")
+        return options[0] if options else None
+    return {"INT": opts.get("min", 0), "FLOAT": opts.get("min", 0.0), "STRING": "", "BOOLEAN": False}.get(kind)
+
+
+def is_widget(kind, opts: dict) -> bool:
+    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not opts.get("forceInput")
+
+
+def widget_defaults(info: dict) -> dict:
+    """{widget name: default} in the frontend's widget order (the order widgets_values is read in).
+    Frontend-only widgets map to their default, or None where the frontend picks it (seed control)."""
+    out = {}
+    for name, kind, opts in declared_inputs(info):
+        if not is_widget(kind, opts):
+            continue
+        out[name] = default_of(kind, opts)
+        if kind == "INT" and (opts.get("control_after_generate") or name in ("seed", "noise_seed")):
+            out["control_after_generate"] = FRONTEND_ONLY["control_after_generate"]
+        if opts.get("image_upload"):
+            out["upload"] = FRONTEND_ONLY["upload"]
+    return out
+
+
+def with_defaults(prompt: dict, object_info: dict) -> dict:
+    """Every required input of ComfyUI's own nodes that the prompt leaves out, at the node's declared default:
+    a ComfyUI that adds a required input with a default then still runs the graph (ComfyUI's /prompt refuses
+    a missing required input even when it has a default). This pack's nodes are left as given."""
+    for nid, node in prompt.items():
+        info = object_info.get(node["class_type"])
+        if info is None or node["class_type"].startswith(PACK_PREFIX):
+            continue
+        for name, kind, opts in declared_inputs(info, ("required",)):
+            if name not in node["inputs"] and is_widget(kind, opts):
+                node["inputs"][name] = default_of(kind, opts)
+    return prompt
 
 
 def write_test_image(path, size: int = SIZE):
@@ -116,11 +178,7 @@ def lora_fit_prompt(points, object_info: dict, train_steps=2, batch=4, **drag) -
     # each required input we do not set (0.33's quantized_backward ... bypass_mode, LoraModelLoader's
     # bypass) at the node's own default
     p["lora"]["inputs"]["lora"][1] = object_info["TrainLoraNode"]["output"].index("LORA_MODEL")
-    for node in ("train", "lora"):
-        spec = object_info[p[node]["class_type"]]["input"]["required"]
-        for name, (_, *opts) in spec.items():
-            if name not in p[node]["inputs"]:  # (linked inputs are all set above)
-                p[node]["inputs"][name] = opts[0]["default"]
+    with_defaults(p, object_info)
     for node in ("invert", "optimize", "patch"):
         p[node]["inputs"]["model"] = ["lora", 0]
     return p
