@@ -40,6 +40,8 @@ for p in (ROOT, ROOT / "tests", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from drag_args import drag_arguments  # noqa: E402
+
 # imported by ComfyUI's main.py, executor and node modules but unused on this path; stubbed where absent
 # (not comfy_kitchen: ComfyUI 0.33 runs without it where its import fails, not with a stand-in; sqlalchemy is
 # used at start-up and travels as a wheel, as comfy-aimdo does: scripts/devhost.sh)
@@ -66,12 +68,7 @@ def default_configs() -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    ap.add_argument("--layout", default="full", choices=("full", "shallow"))
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--inversion-steps", type=int, default=35)
-    ap.add_argument("--iterations", type=int, default=60)
+    drag_arguments(ap)
     ap.add_argument("--comfy", action="append", help="NAME=PATH[:OPTIONS] (repeatable); default: see above")
     ap.add_argument("--timeout", type=int, default=200, help="seconds per configuration at most")
     ap.add_argument("--budget", type=int, default=540, help="seconds for all configurations together")

@@ -33,11 +33,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / "tests"):
+for p in (ROOT, ROOT / "tests", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
 import torch  # noqa: E402
+from drag_args import drag_arguments  # noqa: E402
 
 from dragnoise_toy.comfy_env import import_comfy  # noqa: E402
 
@@ -96,12 +97,7 @@ def points_for(size: int, k: int) -> list:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda", choices=("cpu", "cuda"))
-    ap.add_argument("--layout", default="full", choices=("full", "shallow"))
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--inversion-steps", type=int, default=35)
-    ap.add_argument("--iterations", type=int, default=60)
+    drag_arguments(ap)
     ap.add_argument("--redrags", type=int, default=3, help="re-drags per mode (eager, graph)")
     ap.add_argument("--stub-missing", action="store_true", help="stand in for absent packages the timing never uses")
     ap.add_argument("--faults", action="store_true", help="also check memory after Cancel and out-of-memory (CUDA)")
