@@ -44,6 +44,7 @@ function attach(node, pw) {
     // kept in its properties (set by configure after creation, so read here) for cached runs and reloads
     imageURL: () => upstreamImageURL(node) ?? executedURL ?? fileURL(node.properties?.[IMAGE_PROP]),
     workflowKey,
+    changed: markChanged,
   }));
   editor.setExecuted = (images) => {
     const im = images?.[0];

@@ -26,7 +26,7 @@ function button(bar, cls, label, title, fn, after) {
 }
 
 export class PointEditor {
-  // source: {imageURL(), workflowKey()} from the ComfyUI side (dragnoise_points.js)
+  // source: {imageURL(), workflowKey(), changed()} from the ComfyUI side (dragnoise_points.js)
   constructor(node, pointsWidget, source) {
     this.node = node;
     this.pw = pointsWidget;
@@ -96,7 +96,10 @@ export class PointEditor {
 
     this.warning = document.createElement("div");
     this.warning.className = "dragnoise-points-warning";
-    this.warning.style.cssText = "display:none;flex:0 0 auto;background:#7a4b00;color:#fff;padding:2px 4px;border-radius:3px;";
+    // over the bottom of the image, not in the flow: a warning coming or going never moves the image
+    // under the pointer (it can change in the middle of a brush stroke)
+    this.warning.style.cssText = "display:none;position:absolute;left:4px;right:4px;bottom:4px;z-index:1;" +
+      "background:rgba(122,75,0,.92);color:#fff;padding:2px 4px;border-radius:3px;pointer-events:none;";
 
     const canvas = (this.canvas = document.createElement("canvas"));
     canvas.className = "dragnoise-points-canvas";
@@ -169,6 +172,7 @@ export class PointEditor {
     this.lastText = null;
     this.node.setDirtyCanvas?.(true, true);
     this.node.graph?.change?.();
+    this.source.changed(); // the open tab's saved state follows at once (a tab switch restores it)
     this.sync();
   }
 
