@@ -145,6 +145,41 @@ class Toy:
         return x
 
 
+def core_nodes():
+    """ComfyUI's own mask and image nodes, imported as its server imports them (its nodes.py first: the
+    pack's nodes/ package must not shadow it)."""
+    from dragnoise_toy.comfy_env import comfy_path
+    sys.path.insert(0, str(comfy_path()))
+    try:
+        import nodes  # noqa: F401  ComfyUI's nodes.py, which comfy_extras imports
+    finally:
+        sys.path.pop(0)
+    from comfy_extras.nodes_mask import GrowMask, ImageCompositeMasked, ImageToMask, MaskToImage
+    from comfy_extras.nodes_post_processing import Blur
+    return GrowMask, MaskToImage, Blur, ImageToMask, ImageCompositeMasked
+
+
+def run_node(cls, **inputs):
+    """A core node's first output, whether it is a V1 (FUNCTION) or a V3 (execute) node."""
+    if hasattr(cls, "FUNCTION"):
+        return getattr(cls(), cls.FUNCTION)(**inputs)[0]
+    return cls.execute(**inputs).result[0]
+
+
+def keep_in_pixels(image: np.ndarray, decoded: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """What the shipped masked workflows save: scripts/make_workflows.py's keep_composite run through the
+    same core nodes with the same feather (the input's pixels outside `region`, the drag inside it)."""
+    from scripts.make_workflows import KEEP_BLUR, KEEP_GROW, KEEP_SIGMA
+    grow, to_image, blur, to_mask, composite = core_nodes()
+    m = run_node(grow, mask=torch.from_numpy((region > 0.5).astype(np.float32))[None], expand=KEEP_GROW,
+                 tapered_corners=False)
+    m = run_node(to_mask, image=run_node(blur, image=run_node(to_image, mask=m), blur_radius=KEEP_BLUR,
+                                         sigma=KEEP_SIGMA), channel="red")
+    out = run_node(composite, destination=torch.from_numpy(image)[None].float(), source=torch.from_numpy(decoded)[None],
+                   x=0, y=0, resize_source=False, mask=m)
+    return out[0].numpy()
+
+
 def editable_grid(mask: np.ndarray | None, hw, device="cpu") -> torch.Tensor | None:
     """1 where the (pixel) editable mask touches a cell of grid hw (as the optimize node does)."""
     if mask is None:
@@ -403,6 +438,8 @@ def main(argv=None):
                 x, its, final, b = run_dragdiffusion(toy, xt, handles, targets, config(a.dd_lr), mask, grid)
             t_opt = time.perf_counter() - t1
             out = toy.decode(x)
+            if m == "dragnoise_keep" and mask is not None:  # and in pixels, as the masked workflows save it
+                out = keep_in_pixels(img, out, mask)
             s = score_case(case, img, out, mask)
             s.update(iterations=its, opt_seconds=t_opt if m in ("dragnoise", "dragnoise_nomask", "dragnoise_band", "dragdiffusion") else 0.0,
                      total_seconds=t_inv + time.perf_counter() - t1, tracked_handles=final,

@@ -107,5 +107,8 @@ class DragNoiseOptimize(io.ComfyNode):
                       "iterations": r.iterations, "reached": r.reached, "handles": r.handles,
                       # for keeping the rest of the image during propagation (the Propagation Patch's switch)
                       "editable": None if kept is None else feathered(1 - kept),
-                      "trajectory": inversion.get("trajectory")}
+                      "trajectory": inversion.get("trajectory"),
+                      # the same region in pixels (1 = may change; None: all may), for the Patch's `region`
+                      "region": None if kept is None else (mask if mask.ndim == 3 else mask[None])[:1].gt(0.5).float().cpu(),
+                      "image_hw": (height, width)}
         return io.NodeOutput(bottleneck)

@@ -1,4 +1,5 @@
 """MODEL patch for diffusion semantic propagation of the optimized bottleneck."""
+import torch
 from comfy_api.latest import io
 
 from ..dragnoise import KeepOutside, PropagationWindow
@@ -25,7 +26,14 @@ class DragNoisePropagation(io.ComfyNode):
                                          "where the whole image is re-synthesized. No effect without a mask."),
             ],
             outputs=[io.Model.Output("patched_model", display_name="model",
-                                          tooltip="A patched clone: sample the inverted latent with it.")],
+                                          tooltip="A patched clone: sample the inverted latent with it."),
+                     io.Mask.Output("region", display_name="region",
+                                    tooltip="Where the image may change (1), at the image's size: the mask the "
+                                            "propagation kept outside. All ones when nothing is kept (no mask, or "
+                                            "keep_outside_mask off). Feather it and give it to Image Composite "
+                                            "Masked (input as destination, the decoded drag as source) so the "
+                                            "saved image is the input's own pixels outside it."),
+                     ],
         )
 
     @classmethod
@@ -41,8 +49,10 @@ class DragNoisePropagation(io.ComfyNode):
         window = PropagationWindow(bottleneck["bottleneck"], schedule[steps - inverted], schedule[steps - 1 - end_step],
                                    how_to_sample=hint)
         keep = None
+        region = torch.ones((1, *bottleneck["image_hw"]))  # nothing kept: the whole image is the drag's
         if keep_outside_mask and bottleneck.get("editable") is not None and bottleneck.get("trajectory"):
             keep = (KeepOutside.KEY, KeepOutside(bottleneck["editable"], bottleneck["trajectory"]).wrapper)
+            region = bottleneck["region"]
         m = with_wrappers(model, diffusion_model=(PropagationWindow.KEY, window.wrapper), apply_model=keep)
         m.set_model_output_block_patch(window.output_block_patch)
-        return io.NodeOutput(m)
+        return io.NodeOutput(m, region)

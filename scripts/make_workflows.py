@@ -67,8 +67,14 @@ SPEC = {
     "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
                          ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory", "band"]),
-    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")], [("model", "MODEL")],
-                             ["end_step", "keep_outside_mask"]),
+    "DragNoisePropagation": ([("model", "MODEL"), ("bottleneck", "DRAGNOISE_BOTTLENECK")],
+                             [("model", "MODEL"), ("region", "MASK")], ["end_step", "keep_outside_mask"]),
+    "GrowMask": ([("mask", "MASK")], [("MASK", "MASK")], ["expand", "tapered_corners"]),
+    "MaskToImage": ([("mask", "MASK")], [("IMAGE", "IMAGE")], []),
+    "ImageBlur": ([("image", "IMAGE")], [("IMAGE", "IMAGE")], ["blur_radius", "sigma"]),
+    "ImageToMask": ([("image", "IMAGE")], [("MASK", "MASK")], ["channel"]),
+    "ImageCompositeMasked": ([("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")], [("IMAGE", "IMAGE")],
+                             ["x", "y", "resize_source"]),
     "DragNoiseToyModelLoader": ([], [("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING")], []),
     "DragNoiseToyScene": ([], [("image", "IMAGE")], ["scene", "size"]),
     "Note": ([], [], ["text"]),
@@ -164,9 +170,49 @@ class Graph:
         (OUT / name).write_text(json.dumps(wf, indent=1) + "\n")
 
 
+# Keeping in pixels: outside the editable region the saved image is the input's own pixels. The region
+# (the Propagation Patch's `region`, 1 = may change) shrinks by -KEEP_GROW px (square footprint) and is
+# blurred with a (2 KEEP_BLUR + 1)^2 kernel (ImageBlur's sigma is in units of the radius: its kernel spans
+# -1..1), so the composite's mask is exactly 0 outside the region (the input's pixels, bit for bit) and
+# exactly 1 from KEEP_FEATHER px inside it (the drag, untouched); in the ring between, the drag fades into
+# the input, so no seam shows where the region ends. The feather lies inside: the drag's output can spill
+# over the region's edge (the latent keeping lets one feathered cell through), and a ring outside would
+# carry that spill into what should be the input (bench/RESULTS.md, "Keeping in pixels": 35 dB outside
+# with a 4-8 px ring outside, exact with it inside). bench/accuracy.py's dragnoise_keep runs the same
+# core nodes with these numbers.
+KEEP_GROW, KEEP_BLUR, KEEP_SIGMA = -4, 4, 0.5
+KEEP_FEATHER = KEEP_BLUR - KEEP_GROW  # px inside the region's edge where the drag fades into the input
+
+
+def keep_composite(g, patch, image, decoded, x, image_slot=0):
+    """Wires the pixel keeping after the decode and returns the node whose IMAGE to save.
+
+    patch: the Propagation Patch (its `region` output, slot 1); image: the input image node (Load Image,
+    the toy scene, or for a generated latent the VAE Decode of the original); decoded: the VAE Decode of
+    the drag. Core nodes only: Grow Mask (negative: shrink) -> Convert Mask to Image -> Blur Image ->
+    Convert Image to Mask (the feather) -> Image Composite Masked (destination: the input, source: the drag)."""
+    grow = g.add("GrowMask", (x, 200), [KEEP_GROW, False], title="Keep: shrink the region")
+    g.link(patch, 1, grow, "mask")
+    as_image = g.add("MaskToImage", (x, 300))
+    g.link(grow, 0, as_image, "mask")
+    blur = g.add("ImageBlur", (x, 400), [KEEP_BLUR, KEEP_SIGMA], title="Keep: feather")
+    g.link(as_image, 0, blur, "image")
+    as_mask = g.add("ImageToMask", (x, 500), ["red"])
+    g.link(blur, 0, as_mask, "image")
+    comp = g.add("ImageCompositeMasked", (x + 360, 40), [0, 0, False], size=(320, 290),
+                 title="Keep: input pixels outside the region")
+    g.link(image, image_slot, comp, "destination")
+    g.link(decoded, 0, comp, "source")
+    g.link(as_mask, 0, comp, "mask")
+    return comp
+
+
 def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None, pos_slot=0, neg_slot=0,
-              vae_slot=2, points=POINTS, iterations=60, lr=0.01, inversion_steps=35, r1=1):
-    """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save."""
+              vae_slot=2, points=POINTS, iterations=60, lr=0.01, inversion_steps=35, r1=1, keep=None):
+    """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save.
+
+    keep: wire keep_composite before Save (default: when a mask is linked), so that outside the region the
+    saved image is `image`'s own pixels."""
     inv = g.add("DragNoiseInversion", (x, 40), [50, inversion_steps])
     g.link(model, 0, inv, "model")
     g.link(clip_pos, pos_slot, inv, "positive")
@@ -195,8 +241,12 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     dec = g.add("VAEDecode", (x + 1180, 40))
     g.link(ks, 0, dec, "samples")
     g.link(vae, vae_slot, dec, "vae")  # the checkpoint's VAE output
-    save = g.add("SaveImage", (x + 1180, 160), ["dragnoise"], size=(400, 420))
-    g.link(dec, 0, save, "images")
+    out, save_x = dec, x + 1180
+    if keep if keep is not None else mask is not None:
+        out, save_x = keep_composite(g, patch, image, dec, x + 1180), x + 1540
+    save = g.add("SaveImage", (save_x, 400), ["dragnoise"], size=(400, 420))
+    g.link(out, 0, save, "images")
+    return {"inversion": inv, "points": pts, "optimize": opt, "patch": patch, "decode": dec, "save": save}
 
 
 def loaders(g, lora=False):
@@ -267,7 +317,9 @@ def generated():
     dec = g.add("VAEDecode", (400, 800))  # only to show the image in the point editor
     g.link(ks, 0, dec, "samples")
     g.link(ckpt, 2, dec, "vae")
-    drag_tail(g, model, pos, neg, ckpt, ks, dec)
+    # a region (Optimize's band, or one painted for the drag) keeps the rest: there the saved image is this
+    # decoded original's pixels
+    drag_tail(g, model, pos, neg, ckpt, ks, dec, keep=True)
     g.save("dragnoise_generated.json", "txt2img latent goes straight into the drag (no decode/encode round trip)")
 
 
@@ -318,6 +370,45 @@ def toy_demo():
               iterations=DEMO_ITERATIONS, lr=DEMO_LR, inversion_steps=DEMO_INVERSION_STEPS, r1=DEMO_R1)
     g.save("dragnoise_toy_demo.json", "No SD weights needed: a tiny model trained on flat shapes (DragNoise/demo "
            "(testing) nodes). It runs every step of a drag and moves the disc most of the way (see the Note)")
+
+
+# For tests and pictures that run a shipped workflow through the server without the frontend.
+FRONTEND_ONLY = {"control_after_generate", "upload"}  # widgets the frontend keeps out of the API prompt
+
+
+def api_prompt(wf: dict) -> dict:
+    """UI format -> API format as the frontend converts it: each widget value under its input name, each
+    link as [node, slot]."""
+    out = {}
+    for n in wf["nodes"]:
+        widgets = [(w, v) for w, v in zip(SPEC[n["type"]][2], n["widgets_values"]) if w not in FRONTEND_ONLY]
+        out[str(n["id"])] = {"class_type": n["type"], "inputs": dict(widgets)}
+    for _, src, slot, dst, dst_slot, _ in wf["links"]:
+        node = next(n for n in wf["nodes"] if n["id"] == dst)
+        out[str(dst)]["inputs"][node["inputs"][dst_slot]["name"]] = [str(src), slot]
+    return out
+
+
+def on_the_toy(prompt: dict, image: str, points: str = TOY_POINTS, iterations: int = DEMO_ITERATIONS) -> dict:
+    """An SD1.5 workflow's API prompt with the checkpoint and text encoders replaced by the bundled toy
+    (MODEL, VAE, its constant conditioning) at the demo's settings, Load Image reading `image`."""
+    ckpt = next(k for k, n in prompt.items() if n["class_type"] == "CheckpointLoaderSimple")
+    texts = {k for k, n in prompt.items() if n["class_type"] == "CLIPTextEncode"}
+    out = {"toy": {"class_type": "DragNoiseToyModelLoader", "inputs": {}}}
+    for k, n in prompt.items():
+        if k == ckpt or k in texts:
+            continue
+        for name, v in n["inputs"].items():
+            if isinstance(v, list) and v[0] == ckpt:
+                n["inputs"][name] = ["toy", {0: 0, 2: 1}[v[1]]]  # MODEL, VAE (CLIP fed only the text encoders)
+            elif isinstance(v, list) and v[0] in texts:
+                n["inputs"][name] = ["toy", 2]
+        n["inputs"].update({"LoadImage": {"image": image}, "DragNoisePoints": {"points": points},
+                            "DragNoiseInversion": {"inversion_steps": DEMO_INVERSION_STEPS},
+                            "DragNoiseOptimize": {"iterations": iterations, "lr": DEMO_LR, "r1": DEMO_R1}}
+                           .get(n["class_type"], {}))
+        out[k] = n
+    return out
 
 
 if __name__ == "__main__":
