@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dragnoise import parse_points
+from dragnoise_toy.model import SIZE as TOY_SIZE
 from test_live import API, BY_TYPE, EDITOR, RECORD, TOY, frame, open_page, set_widget
 from test_widget import APP, FRONTENDS, N, SETTINGS, Screen, open_editor, prompt_inputs, widget_value
 
@@ -64,9 +65,6 @@ def test_brush_paints_and_erases_the_region_with_undo(request, browser, frontend
         want = parse_points(json.dumps(v)).region.rasterize()[0].numpy() > 0.5
         assert want[64, 30] and not want[64, 60] and np.array_equal(shown, want)
         assert "region" in page.locator(".dragnoise-info").first.inner_text()
-        if frontend == "pinned":
-            page.mouse.move(*sc.at(100, 100))
-            page.locator(".dragnoise-points-editor").first.screenshot(path=str(ROOT / "docs" / "region_editor.png"))
         # the API prompt carries the same JSON
         assert json.loads(prompt_inputs(page)["points"]) == v
 
@@ -154,5 +152,75 @@ def test_cancel_shows_the_optimizer_stopped(request, browser, frontend):
         text = progress.inner_text()
         assert text.startswith("stopped at iter ") and "/1000" in text, text
         assert progress.evaluate("(e) => getComputedStyle(e).color") != running
+    finally:
+        page.close()
+
+
+def centroid_x(rgb):
+    """x of the yellow disc's centre (scene 11: yellow on grey)."""
+    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    ys, xs = np.nonzero((r > 150) & (g > 120) & (b < 90))
+    return xs.mean() if len(xs) > 50 else None
+
+
+@pytest.mark.parametrize("frontend", list(FRONTENDS))
+def test_paint_a_region_with_the_mouse_and_run_the_toy_demo(request, browser, frontend):
+    """The issue's "done when": a region painted with the mouse runs the toy demo; outside it the saved
+    image is the scene's own pixels, and the disc still moves. Lean: the demo's scene at 128 px (its
+    drag and r1 halved with it, as dragnoise_toy.model.DEMO_* scale) and 50 iterations."""
+    import io
+    from PIL import Image
+    fixture, vue = FRONTENDS[frontend]
+    srv = request.getfixturevalue(fixture)
+    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps(SETTINGS))
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    n = 128
+    try:
+        open_page(page, srv, vue)
+        page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
+        frame(page)
+        set_widget(page, "DragNoiseToyScene", "size", n)
+        set_widget(page, "DragNoiseOptimize", "r1", 12)
+        set_widget(page, "DragNoiseOptimize", "iterations", 50)
+        set_widget(page, "DragNoiseOptimize", "preview_every", 0)
+        page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === {n}", timeout=30_000)
+        page.evaluate(RECORD)
+        # as a user: clear the demo's pair and region (painted for 256 px), click a pair, paint
+        page.locator(".dragnoise-points-editor button.dragnoise-clear").first.click()
+        page.locator(".dragnoise-points-editor button.dragnoise-clear-region").first.click()
+        sc = Screen(page.locator("canvas.dragnoise-points-canvas").first.bounding_box(), n)
+        page.mouse.click(*sc.at(29, 34))
+        page.mouse.click(*sc.at(55, 34))
+        page.locator(".dragnoise-points-editor button.dragnoise-mode-paint").first.click()
+        page.locator(".dragnoise-brush-size").first.fill("30")
+        stroke(page, sc, [(27, 33), (42, 34), (56, 33)])
+        text = page.evaluate(f"() => {EDITOR}.text")
+        v = json.loads(text)
+        assert v["pairs"] == [{"handle": [29, 34], "target": [55, 34]}]
+        assert len(v["region"]["strokes"]) == 1 and v["region"]["strokes"][0]["radius"] == 30
+        region = parse_points(text).region.rasterize()[0].numpy() > 0.5
+        done = page.evaluate("() => window.__dn.done")
+        page.evaluate(f"async () => {{ await {APP}.queuePrompt(0, 1); }}")
+        page.wait_for_function(f"() => window.__dn.done > {done}", timeout=600_000)
+        assert not page.evaluate("() => window.__dn.errors")
+        history = srv.get("/history")
+        entry = max(history.values(), key=lambda h: h["prompt"][0])
+        prompt = entry["prompt"][2]
+        assert json.loads(next(x["inputs"]["points"] for x in prompt.values() if x["class_type"] == "DragNoisePoints")) == v
+        save = next(k for k, x in prompt.items() if x["class_type"] == "SaveImage")
+        saved = np.asarray(Image.open(io.BytesIO(srv.image(entry, save))).convert("RGB"))
+        scene = np.asarray(Image.open(io.BytesIO(srv.get(f"/dragnoise/toy_scene?scene=11&size={n}"))).convert("RGB"))
+        # outside the painted region: the scene's pixels, bit for bit (the feather lies inside the region)
+        assert region.sum() > 1500 and (~region).sum() > 5000
+        assert np.array_equal(saved[~region], scene[~region]), np.abs(saved[~region].astype(int) - scene[~region]).max()
+        # inside, the drag: the disc moved right
+        before, after = centroid_x(scene), centroid_x(saved)
+        assert after is not None and after - before > 5, (before, after)
+        if frontend == "pinned":  # the README's picture: the painted region, the pair, the handle's trail
+            page.mouse.move(*sc.at(70, 50))
+            page.wait_for_timeout(300)
+            page.locator(".dragnoise-points-editor").first.screenshot(path=str(ROOT / "docs" / "region_editor.png"))
     finally:
         page.close()
