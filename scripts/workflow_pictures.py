@@ -117,7 +117,9 @@ def main():
     (base / "input").mkdir()
     graphs.write_test_image(base / "input" / "example.png", 512)
     (base / "user" / "default").mkdir(parents=True)
-    (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(SETTINGS))
+    # no missing-models dialog over the graph (the SD loaders name files the test host lacks)
+    settings = {**SETTINGS, "Comfy.Workflow.ShowMissingModelsWarning": False}
+    (base / "user" / "default" / "comfy.settings.json").write_text(json.dumps(settings))
     models = Path(os.environ.get("DRAGNOISE_HOST", ROOT / ".host")) / "test-models"
     srv = ComfyServer(conftest.COMFY, base, models)
     from playwright.sync_api import sync_playwright
