@@ -93,7 +93,7 @@ SPEC_033 = {
 WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 # Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
 # renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
-HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
+HEIGHT = {"Note": 260, "DragNoisePoints": 460, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
 # each workflow opens with its whole graph in a 1600x900 window: this box of it, clear of the side

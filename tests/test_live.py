@@ -154,7 +154,8 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         run(page)
         history = srv.get("/history")
         last = max(history.values(), key=lambda h: h["prompt"][0])["prompt"][2]
-        assert json.loads(last[points_id]["inputs"]["points"]) == want
+        shipped = json.loads(next(n for n in TOY["nodes"] if n["type"] == "DragNoisePoints")["widgets_values"][0])
+        assert json.loads(last[points_id]["inputs"]["points"]) == {"pairs": want, "region": shipped["region"]}
     finally:
         page.close()
 
