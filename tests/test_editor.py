@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from dragnoise import parse_points
-from dragnoise_toy.model import SIZE as TOY_SIZE
-from test_live import API, BY_TYPE, EDITOR, RECORD, TOY, frame, open_page, set_widget
+from test_live import API, EDITOR, RECORD, TOY, frame, open_page, set_widget
 from test_widget import APP, FRONTENDS, N, SETTINGS, Screen, open_editor, prompt_inputs, widget_value
 
 ROOT = Path(__file__).resolve().parents[1]
