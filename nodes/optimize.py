@@ -28,7 +28,8 @@ class DragNoiseOptimize(io.ComfyNode):
                 io.Conditioning.Input("positive"),
                 InversionType.Input("inversion"),
                 PointsType.Input("points"),
-                io.Mask.Input("mask", optional=True, tooltip="Editable region (1 = may change); outside it the bottleneck is kept."),
+                io.Mask.Input("mask", optional=True, tooltip="Editable region (1 = may change); outside it the bottleneck is "
+                              "kept. The region painted in the Points editor is added to it (union)."),
                 io.Int.Input("iterations", default=d.iterations, min=1, max=1000, tooltip="Official UI 60, DragBench 80."),
                 io.Float.Input("lr", default=d.lr, min=1e-5, max=1.0, step=0.001, tooltip="Adam learning rate (official UI 0.01, DragBench 0.02)."),
                 io.Float.Input("lam", default=d.lam, min=0.0, max=10.0, step=0.01, tooltip="Mask loss weight lambda (official UI 0.1, DragBench 0.2)."),
@@ -80,6 +81,7 @@ class DragNoiseOptimize(io.ComfyNode):
         grid = (height // 2, width // 2)
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         previewer = previewer_for(model)
+        mask = points.editable(mask, width, height)  # the editor's painted region united with a linked mask
         kept = kept_region(mask, (height, width), (lh, lw))  # named errors for a bad mask; None: nothing painted
         if kept is None and band > 0:  # nothing painted: the band around the drag paths is the editable region
             mask = points.band(width, height, band)

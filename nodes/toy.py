@@ -55,3 +55,38 @@ class DragNoiseToyScene(io.ComfyNode):
     def execute(cls, scene, size) -> io.NodeOutput:
         img = random_scene(np.random.default_rng(scene), size).render()
         return io.NodeOutput(torch.from_numpy(img)[None])
+
+
+def scene_png(scene: int, size: int) -> bytes:
+    """The toy scene exactly as DragNoiseToyScene outputs it, as PNG bytes."""
+    import io as bytes_io
+    from PIL import Image
+    buf = bytes_io.BytesIO()
+    img = random_scene(np.random.default_rng(scene), size).render()
+    Image.fromarray(np.clip(255.0 * img, 0, 255).astype(np.uint8)).save(buf, "PNG")  # as Save/Preview Image write it
+    return buf.getvalue()
+
+
+def _register_scene_route():
+    """GET /dragnoise/toy_scene?scene=11&size=256: the point editor shows a linked toy scene before any
+    Run, as it shows a Load Image's file (/view). The scene is a pure function of the node's two
+    settings, so rendering it here is the node's own output without queueing a prompt."""
+    import sys
+    server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
+    if server is None:  # ComfyUI used as a library: no one to serve
+        return
+    from aiohttp import web
+
+    @server.routes.get("/dragnoise/toy_scene")
+    async def toy_scene(request):
+        try:
+            scene, size = int(request.query["scene"]), int(request.query["size"])
+        except (KeyError, ValueError):
+            return web.Response(status=400, text="toy_scene needs integer scene and size")
+        if not (0 <= scene <= 2 ** 31 - 1 and 64 <= size <= 512):  # the node's own bounds
+            return web.Response(status=400, text="toy_scene: scene must be in [0, 2^31-1], size in [64, 512]")
+        return web.Response(body=scene_png(scene, size), content_type="image/png",
+                            headers={"Cache-Control": "max-age=3600"})
+
+
+_register_scene_route()

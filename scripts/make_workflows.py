@@ -68,7 +68,7 @@ SPEC = {
     "DragNoiseInversion": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("latent", "LATENT")],
                            [("inverted_latent", "LATENT"), ("inversion", "DRAGNOISE_INVERSION"),
                             ("total_steps", "INT"), ("start_at_step", "INT")], ["steps", "inversion_steps"]),
-    "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS")], ["points"]),
+    "DragNoisePoints": ([("image", "IMAGE")], [("drag_points", "DRAGNOISE_POINTS"), ("mask", "MASK")], ["points"]),
     "DragNoiseOptimize": ([("model", "MODEL"), ("positive", "CONDITIONING"), ("inversion", "DRAGNOISE_INVERSION"),
                           ("points", "DRAGNOISE_POINTS"), ("mask", "MASK")], [("bottleneck", "DRAGNOISE_BOTTLENECK")],
                          ["iterations", "lr", "lam", "r1", "r2", "trail_every", "preview_every", "low_memory", "band"]),
@@ -99,7 +99,7 @@ WIDGET_TYPES = {"steps": "INT", "start_at_step": "INT"}
 OBJECT_INFO = {}  # a ComfyUI's /object_info (--object-info): its interface for the core nodes, else SPEC's
 # Heights (body, without the 30 px title bar) that hold each node in the classic and the Vue
 # renderer, whose widgets are taller; nodes not listed get 40 px per slot row and widget.
-HEIGHT = {"Note": 260, "DragNoisePoints": 400, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
+HEIGHT = {"Note": 260, "DragNoisePoints": 460, "DragNoiseOptimize": 560, "KSamplerAdvanced": 500, "KSampler": 380,
           "SaveImage": 420, "LoadImage": 400, "TrainLoraNode": 640, "CLIPTextEncode": 160}
 TITLE, GAP = 30, 40  # LiteGraph draws the title bar above pos; clear space between boxes
 # each workflow opens in a 1600x900 window with its graph in this box of it, clear of the side bar, the
@@ -260,8 +260,9 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
               vae_slot=2, points=POINTS, iterations=60, lr=0.01, inversion_steps=35, r1=1, keep=None):
     """inversion -> points -> optimize -> patch -> KSampler Advanced -> decode -> save.
 
-    keep: wire keep_composite before Save (default: when a mask is linked), so that outside the region the
-    saved image is `image`'s own pixels."""
+    mask: the node whose MASK (slot 1) is the editable region, or "points": the region painted in the
+    Points editor (its MASK output). keep: wire keep_composite before Save (default: when a mask is
+    linked), so that outside the region the saved image is `image`'s own pixels."""
     inv = g.add("DragNoiseInversion", (x, 40), [50, inversion_steps])
     g.link(model, 0, inv, "model")
     g.link(clip_pos, pos_slot, inv, "positive")
@@ -275,7 +276,7 @@ def drag_tail(g, model, clip_pos, clip_neg, vae, latent, image, x=900, mask=None
     g.link(inv, 1, opt, "inversion")
     g.link(pts, 0, opt, "points")
     if mask is not None:
-        g.link(mask, 1, opt, "mask")
+        g.link(pts if mask == "points" else mask, 1, opt, "mask")
     patch = g.add("DragNoisePropagation", (x + 460, 330), [0, True])
     g.link(model, 0, patch, "model")
     g.link(opt, 0, patch, "bottleneck")
@@ -418,14 +419,20 @@ def sdxl():
 
 
 TOY_SCENE, TOY_POINTS = DEMO_SCENE, json.dumps(DEMO_POINTS)  # a yellow disc on grey, dragged right
+# The demo's editable region, painted in the Points editor: one stroke along the drag, wide enough to
+# hold the disc (radius 42 at (56, 66) in scene 11 at 256 px) where it starts and where it should end.
+TOY_REGION = {"size": [TOY_SIZE, TOY_SIZE], "strokes": [{"erase": False, "radius": 56, "points": [[56, 66], [108, 66]]}]}
+TOY_DEMO_POINTS = json.dumps({"pairs": DEMO_POINTS, "region": TOY_REGION}, separators=(",", ":"))
 TOY_NOTE = ("This demo runs every step of a DragNoise drag (inversion, optimization, propagation) on a tiny "
             "model bundled with the pack, with no SD weights. The disc moves most of the way to the target (here "
             "38 of 52 px), blob-shaped rather than round. On 60 measured cases DragNoise moves shapes 81% of the "
-            "drag on average and 35% of the cases end within a quarter of the drag; a third stop short and 7 of "
-            "75 shapes fade or lose their colour (bench/RESULTS.md; dragnoise_toy/README.md says why). Its Optimize "
-            "r1 (24: the toy's flat shapes need a patch that holds their edges), lr (0.07), iterations (150) and "
-            "editing step (30 of 50) are the toy's own; the node defaults are the official ones. Watch the handle "
-            "trails in the points editor and the x0 preview on the Optimize node. For real drags, load an SD1.5 "
+            "drag on average; a third stop short and 7 of 75 shapes fade (bench/RESULTS.md). Optimize's r1 (24), "
+            "lr (0.07), iterations (150) and editing step (30 of 50) are the toy's own; the node defaults are the "
+            "official ones.\n\n"
+            "The green area in the points editor is the region that may change; outside it the saved image is "
+            "the scene's own pixels (the Keep nodes). To paint it: press Paint (or B) and drag over the image; "
+            "Erase (E, or right-drag) takes it back; the slider ([ and ]) sets the brush size; Clear region "
+            "lets the whole image change; Points (P) goes back to placing handles. For real drags, load an SD1.5 "
             "checkpoint and open dragnoise_real_photo.json.")
 
 
@@ -438,9 +445,10 @@ def toy_demo():
     g.link(scene, 0, enc, "pixels")
     g.link(toy, 1, enc, "vae")
     g.add("Note", (0, 400), [TOY_NOTE], size=(320, 330), title="What this demo shows")
-    # the settings the toy needs (dragnoise_toy.model.DEMO_*; the node defaults stay official)
-    drag_tail(g, toy, toy, toy, toy, enc, scene, x=500, pos_slot=2, neg_slot=2, vae_slot=1, points=TOY_POINTS,
-              iterations=DEMO_ITERATIONS, lr=DEMO_LR, inversion_steps=DEMO_INVERSION_STEPS, r1=DEMO_R1)
+    # the settings the toy needs (dragnoise_toy.model.DEMO_*; the node defaults stay official); the region
+    # painted in the editor feeds Optimize's mask, and keeping (the Patch's switch, the Keep nodes) is on
+    drag_tail(g, toy, toy, toy, toy, enc, scene, x=500, pos_slot=2, neg_slot=2, vae_slot=1, points=TOY_DEMO_POINTS,
+              iterations=DEMO_ITERATIONS, lr=DEMO_LR, inversion_steps=DEMO_INVERSION_STEPS, r1=DEMO_R1, mask="points")
     g.save("dragnoise_toy_demo.json", "No SD weights needed: a tiny model trained on flat shapes (DragNoise/demo "
            "(testing) nodes). It runs every step of a drag and moves the disc most of the way (see the Note)")
 

@@ -19,6 +19,7 @@ TOY = json.loads((ROOT / "workflows" / "dragnoise_toy_demo.json").read_text())
 API = f"(window.comfyAPI?.api?.api ?? {APP}.api)"
 BY_TYPE = f"((t) => {APP}.graph?._nodes?.find((n) => n.type === t))"
 EDITOR = f"{BY_TYPE}('DragNoisePoints')?.dragnoiseEditor"
+IMAGE_PROP = "dragnoise_last_image"  # web/dragnoise_points.js: the image of the node's last run
 
 # what the page saw: finished prompts, progress messages with the handle positions the editor then
 # drew (read from the editor, after its own listener ran), x0 previews that reached the optimizer
@@ -99,7 +100,9 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         open_page(page, srv, vue)
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
         frame(page)
-        assert "no image" in page.locator(".dragnoise-points-editor").first.inner_text()  # no LoadImage upstream
+        # the scene shows before any Run, as a Load Image's file does (the pack's route renders it)
+        page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === {TOY_SIZE}", timeout=30_000)
+        assert "/dragnoise/toy_scene?" in page.evaluate(f"() => {EDITOR}.imgURL")
         page.evaluate(RECORD)
         # 60 iterations (the demo file has 150), watched closely
         set_widget(page, "DragNoiseOptimize", "iterations", 60)
@@ -152,7 +155,8 @@ def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
         run(page)
         history = srv.get("/history")
         last = max(history.values(), key=lambda h: h["prompt"][0])["prompt"][2]
-        assert json.loads(last[points_id]["inputs"]["points"]) == want
+        shipped = json.loads(next(n for n in TOY["nodes"] if n["type"] == "DragNoisePoints")["widgets_values"][0])
+        assert json.loads(last[points_id]["inputs"]["points"]) == {"pairs": want, "region": shipped["region"]}
     finally:
         page.close()
 
@@ -169,12 +173,14 @@ def test_fresh_tab_fully_cached_run_shows_the_editor_image(request, browser):
         for i, page in enumerate(pages):
             open_page(page, srv, False)
             page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
-            assert editor_image_width(page) == 0
+            # the scene shows at once; the node's own image (what a non-toy source needs) comes with a run
+            assert page.evaluate(f"() => {BY_TYPE}('DragNoisePoints').properties.{IMAGE_PROP} ?? null") is None
             page.evaluate(RECORD)
             rec = run(page)
             if i == 1:  # the same prompt again: nothing ran
                 points_id = page.evaluate(f"() => String({BY_TYPE}('DragNoisePoints').id)")
                 assert points_id in rec["cached"][-1], rec["cached"]
+            page.wait_for_function(f"() => !!{BY_TYPE}('DragNoisePoints').properties.{IMAGE_PROP}", timeout=30_000)
             page.wait_for_function(f"() => ({EDITOR}.img?.naturalWidth ?? 0) === {TOY_SIZE}", timeout=30_000)
             page.wait_for_function(f"() => !!{EDITOR}.after", timeout=30_000)
     finally:
