@@ -87,6 +87,7 @@ def toy_result_thumbnail(page, srv, graph, path):
     before = Image.open(io.BytesIO(srv.image(entry, "scene_out"))).convert("RGB")
     after = Image.open(io.BytesIO(srv.image(entry, result))).convert("RGB")
     pairs = json.loads(next(n for n in prompt.values() if n["class_type"] == "DragNoisePoints")["inputs"]["points"])
+    pairs = pairs["pairs"] if isinstance(pairs, dict) else pairs  # {"pairs", "region"} where a region is painted
     k, gap = 2, 24  # drawn at twice the scene's size
     w, h = before.width * k, before.height * k
     im = Image.new("RGB", (2 * w + 3 * gap, h + 2 * gap), (32, 32, 36))
