@@ -165,12 +165,15 @@ class DragPoints:
         painted = self.region_mask(width, height)
         if mask is not None:
             mask = mask if mask.ndim == 3 else mask[None]
-            if bool((mask > 0.5).all()) or not bool((mask > 0.5).any()):
-                mask = None  # all may change, or nothing painted (Load Image's empty placeholder)
+            if not bool((mask > 0.5).any()):
+                mask = None  # nothing painted (Load Image's empty placeholder, whatever its size)
+            elif tuple(mask.shape[-2:]) != (height, width):  # named before the all-ones test: a mask made for
+                raise PointsError(  # another image is a mistake even where it would change nothing
+                    f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {width}x{height}")
+            elif bool((mask > 0.5).all()):
+                mask = None  # all may change: e.g. this node's own MASK output with nothing painted
         if mask is None or painted is None:
             return painted if mask is None else mask
-        if tuple(mask.shape[-2:]) != (height, width):
-            raise PointsError(f"the linked mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {width}x{height}")
         return torch.maximum((mask[:1] > 0.5).float(), painted.to(mask.device))
 
     def validate_for(self, width: int, height: int) -> None:

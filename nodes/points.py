@@ -51,10 +51,9 @@ class DragNoisePoints(io.ComfyNode):
     def execute(cls, points, image=None) -> io.NodeOutput:
         # [] passes here (Optimize refuses it), so a first run with no pairs still shows the image
         parsed = parse_points(points, allow_empty=True)
-        if image is None:
-            w, h = parsed.region.size if parsed.region else (UNKNOWN_SIZE, UNKNOWN_SIZE)
-        else:
-            h, w = image.shape[1:3]
+        if image is None and not parsed.region:  # no size known here: Optimize checks the points against its latent
+            return io.NodeOutput(parsed, torch.ones(1, UNKNOWN_SIZE, UNKNOWN_SIZE))
+        w, h = parsed.region.size if image is None else (image.shape[2], image.shape[1])
         parsed.validate_for(w, h)  # the region's size and handles: checked here, against the image
         painted = parsed.region_mask(w, h)
         mask = torch.ones(1, h, w) if painted is None else painted

@@ -133,8 +133,14 @@ def test_optimize_takes_the_union_of_the_painted_region_and_a_linked_mask():
     assert plain.editable(linked, 64, 48) is linked
     assert plain.editable(torch.ones(1, 48, 64), 64, 48) is None
     assert p.editable(torch.ones(1, 48, 64), 64, 48) is not None
-    with pytest.raises(PointsError, match="linked mask is 32x32 but the image is 64x48"):
+    with pytest.raises(PointsError, match="mask is 32x32 but the image is 64x48"):
         p.editable(torch.zeros(1, 32, 32).index_fill_(1, torch.tensor([3]), 1), 64, 48)
+    # a mask made for another image is named even where it would change nothing (all ones), with or without
+    # a painted region; an empty one (Load Image's 64x64 placeholder) is no mask at any size
+    for points in (p, plain):
+        with pytest.raises(PointsError, match="mask is 32x32 but the image is 64x48"):
+            points.editable(torch.ones(1, 32, 32), 64, 48)
+    assert plain.editable(torch.zeros(1, 32, 32), 64, 48) is None
 
 
 def test_rasterizing_matches_the_distance_rule_on_random_strokes():
