@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dragnoise import parse_points
-from test_live import API, EDITOR, RECORD, TOY, frame, open_page, set_widget
-from test_widget import APP, FRONTENDS, N, SETTINGS, Screen, open_editor, prompt_inputs, widget_value
+from test_live import API, EDITOR, RECORD, TOY, frame, frontend_page, open_page, set_widget
+from test_widget import APP, FRONTENDS, N, Screen, open_editor, prompt_inputs, widget_value
 
 ROOT = Path(__file__).resolve().parents[1]
 ED2 = f"{APP}.graph.getNodeById(2).dragnoiseEditor"
@@ -123,12 +123,7 @@ def test_undo_works_after_switching_workflow_tabs(request, browser, frontend):
 
 @pytest.mark.parametrize("frontend", list(FRONTENDS))
 def test_cancel_shows_the_optimizer_stopped(request, browser, frontend):
-    fixture, vue = FRONTENDS[frontend]
-    srv = request.getfixturevalue(fixture)
-    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps(SETTINGS))
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    srv, vue, page = frontend_page(request, browser, frontend)
     try:
         open_page(page, srv, vue)
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
@@ -169,12 +164,7 @@ def test_paint_a_region_with_the_mouse_and_run_the_toy_demo(request, browser, fr
     drag and r1 halved with it, as dragnoise_toy.model.DEMO_* scale) and 50 iterations."""
     import io
     from PIL import Image
-    fixture, vue = FRONTENDS[frontend]
-    srv = request.getfixturevalue(fixture)
-    settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
-    settings.parent.mkdir(parents=True, exist_ok=True)
-    settings.write_text(json.dumps(SETTINGS))
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    srv, vue, page = frontend_page(request, browser, frontend)
     n = 128
     try:
         open_page(page, srv, vue)

@@ -88,14 +88,19 @@ def editor_image_width(page):
     return page.evaluate(f"() => {EDITOR}.img?.naturalWidth ?? 0")
 
 
-@pytest.mark.parametrize("frontend", list(FRONTENDS))
-def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
+def frontend_page(request, browser, frontend):
+    """The server for `frontend` with the tests' settings, whether it draws Vue nodes, and a new page."""
     fixture, vue = FRONTENDS[frontend]
     srv = request.getfixturevalue(fixture)
     settings = Path(srv.base) / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(SETTINGS))
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    return srv, vue, browser.new_page(viewport={"width": 1500, "height": 1000})
+
+
+@pytest.mark.parametrize("frontend", list(FRONTENDS))
+def test_toy_demo_editor_live_progress_and_rerun(request, browser, frontend):
+    srv, vue, page = frontend_page(request, browser, frontend)
     try:
         open_page(page, srv, vue)
         page.evaluate(f"async (wf) => {{ await {APP}.loadGraphData(wf); }}", TOY)
