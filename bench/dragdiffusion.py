@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dragnoise import DragConfig, feature_block_index
-from dragnoise.unet import GradSafeWeights
+from dragnoise.unet import ReplayWeights
 from dragnoise.optimize import drag_loop
 
 
@@ -34,7 +34,7 @@ class FullUNet:
         self.unet = unet
         self.patches = list(patches)  # the model's own output-block patches, applied first
         self.index = feature_block_index(unet, level)
-        self.weights = GradSafeWeights([unet])
+        self.weights = ReplayWeights([unet])  # each tensor stays where it is
         self.context = context.clone() if context.is_inference() else context
         self.timestep = timestep.clone() if timestep.is_inference() else timestep
 

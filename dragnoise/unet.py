@@ -133,11 +133,6 @@ class ReplayWeights:
         return False
 
 
-def GradSafeWeights(modules):
-    """ReplayWeights that keep each tensor where it is (a whole model replayed with autograd)."""
-    return ReplayWeights(modules)
-
-
 class DecoderReplay:
     """Records one UNet forward and replays bottleneck -> decoder feature differentiably."""
 

@@ -81,6 +81,7 @@ class DragNoiseOptimize(io.ComfyNode):
         grid = (height // 2, width // 2)
         config = DragConfig(iterations=iterations, lr=lr, lam=lam, r1=r1, r2=r2)
         previewer = previewer_for(model)
+        capture = capture_mode(model.load_device)  # the count and the loop must agree on it
         mask = points.editable(mask, width, height)  # the editor's painted region united with a linked mask
         kept = kept_region(mask, (height, width), (lh, lw))  # named errors for a bad mask; None: nothing painted
         if kept is None and band > 0:  # nothing painted: the band around the drag paths is the editable region
@@ -95,14 +96,14 @@ class DragNoiseOptimize(io.ComfyNode):
             live = LiveProgress(iterations, trail_every, preview_every, handles, targets, 2.0,
                                 preview if previewer else None)
             r = optimize_bottleneck(replay.decode, b, handles, targets, config, None if keep is None else keep.to(b.device),
-                                    live, grid=grid, low_memory=low_memory, capture=capture_mode(b.device), fatal=FATAL)
+                                    live, grid=grid, low_memory=low_memory, capture=capture, fatal=FATAL)
             live.send(r.iterations, iterations, r.handles, r.losses[-1] if r.losses else None, done=True)  # final
             return r
 
         with releasing():
             r = record_edit_step(model, positive, latent, inversion["sigma"], work,
                                  check=lambda replay: refuse_if_too_large(model, replay, grid, low_memory,
-                                                                          capture_mode(replay.bottleneck.device) is not None))
+                                                                          capture is not None))
         bottleneck = {"bottleneck": r.bottleneck.cpu(), "sigma": inversion["sigma"], "schedule": inversion["schedule"],
                       "steps": inversion["steps"], "inversion_steps": inversion["inversion_steps"],
                       "iterations": r.iterations, "reached": r.reached, "handles": r.handles,
